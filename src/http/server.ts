@@ -1,0 +1,57 @@
+/**
+ * The HTTP listener and its graceful stop: refuse new connections, let in-flight requests finish
+ * (bounded by the drain timeout), then cut whatever is left.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RequestListener } from 'node:http';
+
+export interface RunningServer {
+  readonly server: Server;
+  readonly port: number;
+  /** Stops accepting, waits up to `drainTimeoutMs` for in-flight requests; true if all finished. */
+  close(drainTimeoutMs: number): Promise<boolean>;
+}
+
+export async function listen(handler: RequestListener, options: { host: string; port: number }): Promise<RunningServer> {
+  const server = createServer(handler);
+  // Slowloris bounds: a client must send its headers and body within these windows.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  let inFlight = 0;
+  const idleWaiters: Array<() => void> = [];
+  server.on('request', (_req, res) => {
+    inFlight += 1;
+    res.on('close', () => {
+      inFlight -= 1;
+      if (inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  async function close(drainTimeoutMs: number): Promise<boolean> {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Keep-alive connections with no request in flight would otherwise hold close() open.
+    server.closeIdleConnections();
+    const drained = inFlight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), drainTimeoutMs);
+    });
+    const finished = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    server.closeAllConnections();
+    await closed;
+    return finished;
+  }
+
+  return { server, port, close };
+}

@@ -1,0 +1,119 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import type { Pool } from 'pg';
+import { SQL_DIR, APP_ROOT } from '../../src/app-root';
+import { pendingMigrations, readMigrationFiles, runMigrations } from '../../src/db/migrate';
+import { createTestDatabase, poolFor } from '../support/test-database';
+
+const execFileAsync = promisify(execFile);
+
+async function columnsOf(pool: Pool, table: string): Promise<Record<string, string>> {
+  const result = await pool.query<{ column_name: string; data_type: string }>(
+    'SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
+    [table],
+  );
+  return Object.fromEntries(result.rows.map((row) => [row.column_name, row.data_type]));
+}
+
+describe('migrations', () => {
+  const pools: Pool[] = [];
+  afterAll(async () => Promise.all(pools.map((pool) => pool.end())));
+  async function freshPool(): Promise<Pool> {
+    const pool = poolFor(await createTestDatabase('migrate'));
+    pools.push(pool);
+    return pool;
+  }
+
+  test('on an empty database every file applies once, in order, and is recorded', async () => {
+    const pool = await freshPool();
+    const files = await readMigrationFiles(SQL_DIR);
+    expect(await pendingMigrations(pool, SQL_DIR)).toEqual(files.map((file) => file.name));
+    expect(await runMigrations(pool, SQL_DIR)).toEqual(files.map((file) => file.name));
+    const recorded = await pool.query<{ name: string }>('SELECT name FROM provsec_migrations ORDER BY name');
+    expect(recorded.rows.map((row) => row.name)).toEqual(files.map((file) => file.name));
+    expect(await columnsOf(pool, 'ota_groups')).toMatchObject({
+      id: 'text',
+      name: 'text',
+      provision_secret_envelope: 'bytea',
+      kek_id: 'text',
+      secret_version: 'integer',
+    });
+    expect(await pendingMigrations(pool, SQL_DIR)).toEqual([]);
+  });
+
+  test('twice in a row: the second run applies nothing and changes nothing', async () => {
+    const pool = await freshPool();
+    await runMigrations(pool, SQL_DIR);
+    const before = await columnsOf(pool, 'ota_groups');
+    expect(await runMigrations(pool, SQL_DIR)).toEqual([]);
+    expect(await columnsOf(pool, 'ota_groups')).toEqual(before);
+  });
+
+  test('a pre-existing ota_groups keeps its own columns and rows; only what provsec needs is added', async () => {
+    const pool = await freshPool();
+    await pool.query(`CREATE TABLE ota_groups (
+      id text PRIMARY KEY,
+      name text NOT NULL,
+      iota_group_ref uuid,
+      created_at timestamptz NOT NULL DEFAULT '2023-10-06T00:00:00Z'
+    )`);
+    await pool.query(`INSERT INTO ota_groups (id, name, iota_group_ref) VALUES
+      ('legacy-1', 'Legacy one', '6f1c7c4e-8f9b-4b8e-9a51-0d6c5a0f8b11'),
+      ('legacy-2', 'Legacy two', NULL)`);
+    const before = await pool.query('SELECT id, name, iota_group_ref, created_at FROM ota_groups ORDER BY id');
+
+    await runMigrations(pool, SQL_DIR);
+
+    const columns = await columnsOf(pool, 'ota_groups');
+    expect(columns).toMatchObject({ id: 'text', name: 'text', iota_group_ref: 'uuid', created_at: 'timestamp with time zone' });
+    expect(columns).toHaveProperty('provision_secret_envelope', 'bytea');
+    const after = await pool.query('SELECT id, name, iota_group_ref, created_at FROM ota_groups ORDER BY id');
+    expect(after.rows).toEqual(before.rows);
+    const secrets = await pool.query('SELECT count(*)::int AS n FROM ota_groups WHERE provision_secret_envelope IS NOT NULL');
+    expect(secrets.rows[0].n).toBe(0);
+    // NOT NULL on the existing name column is kept, not rewritten.
+    const nullable = await pool.query("SELECT is_nullable FROM information_schema.columns WHERE table_name = 'ota_groups' AND column_name = 'name'");
+    expect(nullable.rows[0].is_nullable).toBe('NO');
+  });
+
+  test('two processes migrating one database at once: the advisory lock lets each file apply exactly once', async () => {
+    const pool = await freshPool();
+    const url = (pool as unknown as { options: { connectionString: string } }).options.connectionString;
+    const script = join(APP_ROOT, 'dist', 'scripts', 'migrate.js');
+    const env = { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'info' };
+    const [first, second] = await Promise.all([execFileAsync('node', [script], { env }), execFileAsync('node', [script], { env })]);
+    const logs = `${first.stdout}\n${second.stdout}`;
+    const files = await readMigrationFiles(SQL_DIR);
+    // Exactly one process applied the files; the other found them done.
+    expect(logs).toContain('migrations applied');
+    expect(logs).toContain('migrations up to date');
+    const recorded = await pool.query<{ name: string; n: number }>('SELECT name, count(*)::int AS n FROM provsec_migrations GROUP BY name');
+    expect(recorded.rows).toHaveLength(files.length);
+  });
+
+  test('a migration edited after it ran is refused', async () => {
+    const pool = await freshPool();
+    await runMigrations(pool, SQL_DIR);
+    await pool.query("UPDATE provsec_migrations SET checksum = 'tampered' WHERE name = '001_ota_groups.sql'");
+    await expect(runMigrations(pool, SQL_DIR)).rejects.toThrow(/001_ota_groups.sql changed after it was applied/);
+  });
+
+  test('the audit log is append-only, even for the table owner', async () => {
+    const pool = await freshPool();
+    await runMigrations(pool, SQL_DIR);
+    await pool.query("INSERT INTO audit_events (request_id, action, outcome) VALUES ('r1', 'test', 'ok')");
+    await expect(pool.query("UPDATE audit_events SET outcome = 'error'")).rejects.toThrow(/append-only/);
+    await expect(pool.query('DELETE FROM audit_events')).rejects.toThrow(/append-only/);
+    await expect(pool.query('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
+  });
+
+  test('the service role may insert and read audit events but not update or delete them', async () => {
+    const pool = await freshPool();
+    await runMigrations(pool, SQL_DIR);
+    const privileges = await pool.query<{ privilege_type: string }>(
+      "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = 'provsec_app' AND table_name = 'audit_events' ORDER BY 1",
+    );
+    expect(privileges.rows.map((row) => row.privilege_type)).toEqual(['INSERT', 'SELECT']);
+  });
+});

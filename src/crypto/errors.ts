@@ -40,3 +40,13 @@ export class DecryptionFailedError extends CryptoError {
 export class InvalidKeyringError extends CryptoError {
   readonly code = 'invalid_keyring';
 }
+
+/** The binding context (group id, secret version) breaks its rules. The caller's mistake (4xx). */
+export class InvalidBindingContextError extends CryptoError {
+  readonly code = 'invalid_binding_context';
+}
+
+/** A secret longer than the envelope format allows. The caller's mistake (4xx). */
+export class SecretTooLargeError extends CryptoError {
+  readonly code = 'secret_too_large';
+}

@@ -1,0 +1,138 @@
+/**
+ * The audit log: append and query `audit_events`. Records carry who (token issuer and subject),
+ * what, which group, secret version and KEK id, the outcome and a short reason code. Never secret
+ * or key material: callers pass ids and codes only, and the types leave no field for more.
+ */
+import type { Pool } from 'pg';
+import { toStored, type StoredDeviceGroup } from '../store/device-group-store';
+
+export type AuditAction =
+  | 'device-group.create'
+  | 'device-group.read'
+  | 'device-group.list'
+  | 'device-group.delete'
+  | 'provision-secret.read'
+  | 'provision-secret.rotate'
+  | 'audit.read'
+  | 'keys.read'
+  | 'auth';
+
+export type AuditOutcome = 'ok' | 'denied' | 'error';
+
+export interface AuditEventInput {
+  readonly requestId: string;
+  readonly actorIssuer: string | null;
+  readonly actorSubject: string | null;
+  readonly action: AuditAction;
+  readonly groupId: string | null;
+  readonly secretVersion: number | null;
+  readonly kekId: string | null;
+  readonly outcome: AuditOutcome;
+  /** A short machine code (`bad_signature`, `decryption_failed`...), never free text from input. */
+  readonly reason: string | null;
+  readonly clientAddress: string | null;
+}
+
+export interface AuditEvent extends AuditEventInput {
+  readonly id: string;
+  readonly occurredAt: Date;
+}
+
+export interface AuditQuery {
+  readonly groupId?: string;
+  readonly actor?: string;
+  readonly since?: Date;
+  readonly limit: number;
+  /** Cursor: the id of the last event of the previous page. */
+  readonly afterId?: string;
+}
+
+interface AuditRow {
+  id: string;
+  occurred_at: Date;
+  request_id: string;
+  actor_issuer: string | null;
+  actor_subject: string | null;
+  action: AuditAction;
+  group_id: string | null;
+  secret_version: number | null;
+  kek_id: string | null;
+  outcome: AuditOutcome;
+  reason: string | null;
+  client_address: string | null;
+}
+
+const INSERT_COLUMNS = 'request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address';
+
+function insertParameters(event: AuditEventInput): unknown[] {
+  return [event.requestId, event.actorIssuer, event.actorSubject, event.action, event.groupId, event.secretVersion, event.kekId, event.outcome, event.reason, event.clientAddress];
+}
+
+function toEvent(row: AuditRow): AuditEvent {
+  return {
+    id: row.id,
+    occurredAt: row.occurred_at,
+    requestId: row.request_id,
+    actorIssuer: row.actor_issuer,
+    actorSubject: row.actor_subject,
+    action: row.action,
+    groupId: row.group_id,
+    secretVersion: row.secret_version,
+    kekId: row.kek_id,
+    outcome: row.outcome,
+    reason: row.reason,
+    clientAddress: row.client_address,
+  };
+}
+
+export function createAuditLog(pool: Pool) {
+  return {
+    /** Appends one event; resolves once it is committed (autocommit), rejects if it was not. */
+    async record(event: AuditEventInput): Promise<void> {
+      await pool.query(`INSERT INTO audit_events (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, insertParameters(event));
+    },
+
+    /**
+     * Fetches a group's stored envelope AND commits its `provision-secret.read` audit record in one
+     * statement (one round trip): the record exists before any plaintext can. If opening the
+     * envelope then fails, the caller appends an `error` record for the same request id.
+     * Returns undefined, with nothing recorded, when the group has no stored secret.
+     */
+    async fetchForSecretRead(
+      groupId: string,
+      actor: Pick<AuditEventInput, 'requestId' | 'actorIssuer' | 'actorSubject' | 'clientAddress'>,
+    ): Promise<StoredDeviceGroup | undefined> {
+      const result = await pool.query<Parameters<typeof toStored>[0]>(
+        `WITH grp AS (
+           SELECT id, name, secret_version, kek_id, kek_version, provision_secret_envelope, created_at, updated_at
+             FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL
+         ), audit AS (
+           INSERT INTO audit_events (${INSERT_COLUMNS})
+           SELECT $2, $3, $4, 'provision-secret.read', grp.id, grp.secret_version, grp.kek_id, 'ok', NULL, $5 FROM grp
+           RETURNING id
+         )
+         SELECT grp.* FROM grp, audit`,
+        [groupId, actor.requestId, actor.actorIssuer, actor.actorSubject, actor.clientAddress],
+      );
+      const row = result.rows[0];
+      return row ? toStored(row) : undefined;
+    },
+
+    async query(filter: AuditQuery): Promise<AuditEvent[]> {
+      const result = await pool.query<AuditRow>(
+        `SELECT id::text, occurred_at, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address
+           FROM audit_events
+          WHERE ($1::text IS NULL OR group_id = $1)
+            AND ($2::text IS NULL OR actor_subject = $2)
+            AND ($3::timestamptz IS NULL OR occurred_at >= $3)
+            AND ($4::bigint IS NULL OR id > $4)
+          ORDER BY id
+          LIMIT $5`,
+        [filter.groupId ?? null, filter.actor ?? null, filter.since ?? null, filter.afterId ?? null, filter.limit],
+      );
+      return result.rows.map(toEvent);
+    },
+  };
+}
+
+export type AuditLog = ReturnType<typeof createAuditLog>;

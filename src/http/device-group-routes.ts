@@ -1,0 +1,108 @@
+/**
+ * /v1/device-groups: the management API creates, rotates and deletes; certificate workers read
+ * provision secrets. Only GET .../provision-secret ever carries a secret in a response.
+ */
+import { Router, type Request, type Response } from 'express';
+import type { DeviceGroupMetadata } from '../store/device-group-store';
+import type { DeviceGroupService } from '../service/device-group-service';
+import type { ServiceMetrics } from '../metrics/service-metrics';
+import { actorOf, authenticate, authorize, type AuthDeps } from './auth-middleware';
+import { problems } from './problem';
+import type { SecretReadRateLimiter } from './rate-limit';
+import { createDeviceGroupBody, groupIdSchema, listDeviceGroupsQuery, rotateSecretBody } from './schemas';
+import { parseOr400 } from './validation';
+
+const DEFAULT_PAGE_SIZE = 100;
+
+export function toMetadataJson(group: DeviceGroupMetadata) {
+  return {
+    id: group.id,
+    name: group.name,
+    secretVersion: group.secretVersion,
+    kekId: group.kekId,
+    createdAt: group.createdAt.toISOString(),
+    updatedAt: group.updatedAt.toISOString(),
+  };
+}
+
+/** The path's group id, validated (an invalid id is a 400, not a 404). */
+function groupIdParam(req: Request): string {
+  return parseOr400(groupIdSchema, req.params.id, 'path');
+}
+
+export interface DeviceGroupRouteDeps {
+  readonly auth: AuthDeps;
+  readonly service: DeviceGroupService;
+  readonly metrics: ServiceMetrics;
+  readonly secretReadLimiter: SecretReadRateLimiter;
+}
+
+export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
+  const { auth, service } = deps;
+  const router = Router();
+  // Group-scoped permissions are checked against the validated path id.
+  const pathGroup = (req: Request) => groupIdSchema.safeParse(req.params.id).data;
+  const bodyGroup = (req: Request) => groupIdSchema.safeParse((req.body as { id?: unknown } | undefined)?.id).data;
+
+  router.use('/v1', authenticate(auth));
+
+  router.post('/v1/device-groups', authorize(auth, 'device-groups:write', 'device-group.create', bodyGroup), async (req: Request, res: Response) => {
+    const body = parseOr400(createDeviceGroupBody, req.body, 'body');
+    const result = await service.create({ id: body.id, name: body.name ?? null, provisionSecret: body.provisionSecret }, actorOf(req, res));
+    res.status(result.created ? 201 : 200);
+    if (result.created) res.location(`/v1/device-groups/${encodeURIComponent(result.group.id)}`);
+    res.json(toMetadataJson(result.group));
+  });
+
+  router.get('/v1/device-groups', authorize(auth, 'device-groups:read', 'device-group.list'), async (req: Request, res: Response) => {
+    const query = parseOr400(listDeviceGroupsQuery, req.query, 'query');
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const visible = auth.policy.groupFilter(res.locals.principal, 'device-groups:read');
+    // Fetch one extra row to know whether another page follows.
+    const rows = await service.list(limit + 1, query.after);
+    const page = rows.slice(0, limit);
+    const nextCursor = rows.length > limit ? (page[page.length - 1]?.id ?? null) : null;
+    res.json({ items: page.filter((group) => visible(group.id)).map(toMetadataJson), nextCursor });
+  });
+
+  router.get('/v1/device-groups/:id', authorize(auth, 'device-groups:read', 'device-group.read', pathGroup), async (req: Request, res: Response) => {
+    res.json(toMetadataJson(await service.get(groupIdParam(req))));
+  });
+
+  router.get(
+    '/v1/device-groups/:id/provision-secret',
+    authorize(auth, 'provision-secret:read', 'provision-secret.read', pathGroup),
+    deps.secretReadLimiter.middleware,
+    async (req: Request, res: Response) => {
+      const id = groupIdParam(req);
+      res.setHeader('Cache-Control', 'no-store');
+      res.setHeader('Pragma', 'no-cache');
+      try {
+        const secret = await service.readSecret(id, actorOf(req, res));
+        deps.metrics.secretReads.inc({ outcome: 'ok' });
+        res.json({ id: secret.id, provisionSecret: secret.provisionSecret, secretVersion: secret.secretVersion });
+      } catch (error) {
+        deps.metrics.secretReads.inc({ outcome: 'error' });
+        throw error;
+      }
+    },
+  );
+
+  router.put('/v1/device-groups/:id/provision-secret', authorize(auth, 'device-groups:write', 'provision-secret.rotate', pathGroup), async (req: Request, res: Response) => {
+    const id = groupIdParam(req);
+    const body = parseOr400(rotateSecretBody, req.body, 'body');
+    res.json(toMetadataJson(await service.rotateSecret(id, body.provisionSecret, actorOf(req, res))));
+  });
+
+  router.delete('/v1/device-groups/:id', authorize(auth, 'device-groups:write', 'device-group.delete', pathGroup), async (req: Request, res: Response) => {
+    await service.delete(groupIdParam(req), actorOf(req, res));
+    res.status(204).end();
+  });
+
+  for (const path of ['/v1/device-groups', '/v1/device-groups/:id', '/v1/device-groups/:id/provision-secret']) {
+    router.all(path, () => {
+      throw problems.methodNotAllowed(path.endsWith('provision-secret') ? ['GET', 'PUT'] : path.endsWith(':id') ? ['GET', 'DELETE'] : ['GET', 'POST']);
+    });
+  }
+  return router;
+}

@@ -1,0 +1,42 @@
+/**
+ * Per-identity rate limit on secret reads (express-rate-limit, in memory per replica). A worker
+ * stuck in a loop, or a stolen token, cannot drain every secret at line rate.
+ */
+import type { RequestHandler } from 'express';
+import { rateLimit } from 'express-rate-limit';
+import type { AuditLog } from '../audit/audit-log';
+import type { Principal } from '../auth';
+import type { ServiceMetrics } from '../metrics/service-metrics';
+import { actorOf } from './auth-middleware';
+import { problems, sendProblem } from './problem';
+
+export interface SecretReadRateLimiter {
+  readonly middleware: RequestHandler;
+}
+
+const WINDOW_MS = 60_000;
+
+export function createSecretReadRateLimiter(options: { perMinute: number }, deps: { audit: Pick<AuditLog, 'record'>; metrics: ServiceMetrics }): SecretReadRateLimiter {
+  const middleware = rateLimit({
+    windowMs: WINDOW_MS,
+    limit: options.perMinute,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    // Runs after authentication: the key is the verified identity, never a client-chosen value.
+    keyGenerator: (_req, res) => {
+      const principal = res.locals.principal as Principal;
+      return `${principal.issuer}\u0000${principal.subject}`;
+    },
+    handler: async (req, res, _next, optionsUsed) => {
+      const resetTime = (req as unknown as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
+      const retryAfterSeconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + optionsUsed.windowMs) - Date.now()) / 1000));
+      deps.metrics.authFailures.inc({ reason: 'rate_limited' });
+      deps.metrics.secretReads.inc({ outcome: 'denied' });
+      const groupId = typeof req.params.id === 'string' ? req.params.id.slice(0, 128) : null;
+      await deps.audit.record({ ...actorOf(req, res), action: 'provision-secret.read', groupId, secretVersion: null, kekId: null, outcome: 'denied', reason: 'rate_limited' });
+      sendProblem(res, problems.tooManyRequests(retryAfterSeconds));
+    },
+    validate: { trustProxy: false, xForwardedForHeader: false, ip: false },
+  });
+  return { middleware };
+}

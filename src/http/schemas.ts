@@ -1,0 +1,80 @@
+/**
+ * Request and response shapes of the /v1 API. The same zod schemas validate requests and feed the
+ * OpenAPI document (src/http/openapi.ts), so the two cannot drift apart.
+ */
+import { z } from 'zod';
+
+export const GROUP_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const MAX_SECRET_BYTES = 4096;
+
+export const groupIdSchema = z.string().regex(GROUP_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+
+const provisionSecretSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((value) => Buffer.byteLength(value, 'utf8') <= MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes of UTF-8`)
+  // Lone surrogates cannot be encoded as UTF-8; storing them would silently change the secret.
+  .refine((value) => Buffer.from(value, 'utf8').toString('utf8') === value, 'must be valid Unicode text');
+
+export const createDeviceGroupBody = z.strictObject({
+  id: groupIdSchema,
+  name: z.string().max(256, 'must be at most 256 characters').nullable().optional(),
+  provisionSecret: provisionSecretSchema,
+});
+
+export const rotateSecretBody = z.strictObject({ provisionSecret: provisionSecretSchema });
+
+const limitSchema = z
+  .string()
+  .regex(/^\d{1,4}$/, 'must be a whole number from 1 to 1000')
+  .transform(Number)
+  .pipe(z.number().int().min(1, 'must be at least 1').max(1000, 'must be at most 1000'))
+  .optional();
+
+export const listDeviceGroupsQuery = z.strictObject({ limit: limitSchema, after: groupIdSchema.optional() });
+
+export const auditEventsQuery = z.strictObject({
+  groupId: groupIdSchema.optional(),
+  actor: z.string().min(1).max(512).optional(),
+  since: z.iso.datetime({ offset: true, message: 'must be an RFC 3339 date-time' }).optional(),
+  limit: limitSchema,
+  after: z.string().regex(/^\d{1,18}$/, 'must be a cursor from a previous page').optional(),
+});
+
+export const deviceGroupMetadataSchema = z.strictObject({
+  id: groupIdSchema,
+  name: z.string().nullable(),
+  secretVersion: z.number().int().min(1),
+  kekId: z.string().regex(/^kek_[0-9a-f]{32}$/),
+  createdAt: z.iso.datetime({ offset: true }),
+  updatedAt: z.iso.datetime({ offset: true }),
+});
+
+export const deviceGroupPageSchema = z.strictObject({ items: z.array(deviceGroupMetadataSchema), nextCursor: z.string().nullable() });
+
+export const provisionSecretResponseSchema = z.strictObject({ id: groupIdSchema, provisionSecret: z.string(), secretVersion: z.number().int().min(1) });
+
+export const auditEventSchema = z.strictObject({
+  id: z.string(),
+  occurredAt: z.iso.datetime({ offset: true }),
+  requestId: z.string(),
+  actorIssuer: z.string().nullable(),
+  actorSubject: z.string().nullable(),
+  action: z.string(),
+  groupId: z.string().nullable(),
+  secretVersion: z.number().int().nullable(),
+  kekId: z.string().nullable(),
+  outcome: z.enum(['ok', 'denied', 'error']),
+  reason: z.string().nullable(),
+  clientAddress: z.string().nullable(),
+});
+
+export const auditEventPageSchema = z.strictObject({ items: z.array(auditEventSchema), nextCursor: z.string().nullable() });
+
+export const problemSchema = z.looseObject({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  requestId: z.string().optional(),
+});

@@ -1,0 +1,168 @@
+/**
+ * The device-group use cases: create, read, rotate and delete provision secrets, each audited.
+ * It is the only caller of the crypto module: plaintext exists here between a request body and
+ * sealSecret, or between openSecret and the response, and nowhere else.
+ *
+ * Plaintext handling: the request and response bodies are JS strings, which cannot be wiped; the
+ * Buffers made from them here are zeroed as soon as they are sealed, compared or encoded.
+ */
+import { CryptoError, openSecret, sealSecret, type Keyring } from '../crypto';
+import type { KeySource } from '../keys/key-source';
+import type { AuditEventInput, AuditLog } from '../audit/audit-log';
+import type { DeviceGroupMetadata, DeviceGroupStore, StoredDeviceGroup } from '../store/device-group-store';
+import { DeviceGroupConflictError, DeviceGroupNotFoundError, KeyringNotLoadedError, StoredSecretUnreadableError } from './errors';
+import { secretsEqual } from './secret-comparison';
+
+/** Who is asking, for the audit record. */
+export type Actor = Pick<AuditEventInput, 'requestId' | 'actorIssuer' | 'actorSubject' | 'clientAddress'>;
+
+export interface DeviceGroupServiceDeps {
+  readonly store: DeviceGroupStore;
+  readonly audit: Pick<AuditLog, 'record' | 'fetchForSecretRead'>;
+  readonly keys: Pick<KeySource, 'currentKeyring' | 'keyringFor'>;
+}
+
+export interface CreateResult {
+  /** false when this was a retry of an earlier identical creation. */
+  readonly created: boolean;
+  readonly group: DeviceGroupMetadata;
+}
+
+export interface ProvisionSecret {
+  readonly id: string;
+  readonly provisionSecret: string;
+  readonly secretVersion: number;
+}
+
+export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
+  const { store, audit, keys } = deps;
+
+  function currentKeyring(): Keyring {
+    const keyring = keys.currentKeyring();
+    // Never store a secret without a KEK (and never under a made-up one): fail closed with a 503.
+    if (!keyring) throw new KeyringNotLoadedError();
+    return keyring;
+  }
+
+  function event(actor: Actor, fields: Pick<AuditEventInput, 'action' | 'groupId' | 'outcome'> & Partial<AuditEventInput>): AuditEventInput {
+    return { secretVersion: null, kekId: null, reason: null, ...actor, ...fields };
+  }
+
+  /** Opens a stored envelope; every failure becomes StoredSecretUnreadableError (fail closed). */
+  async function openStored(row: StoredDeviceGroup): Promise<Uint8Array> {
+    try {
+      const keyring = await keys.keyringFor(row.kekId, row.kekVersion);
+      return openSecret(row.envelope, { groupId: row.id, secretVersion: row.secretVersion }, keyring);
+    } catch (error) {
+      if (error instanceof CryptoError) throw new StoredSecretUnreadableError(row.id, error.code, error.message);
+      throw error;
+    }
+  }
+
+  /** Same id again: a retry with the same secret gets the existing group, anything else a 409. */
+  async function resolveExisting(existing: StoredDeviceGroup, secret: Uint8Array, actor: Actor): Promise<CreateResult> {
+    const stored = await openStored(existing);
+    try {
+      if (!secretsEqual(stored, secret)) {
+        await audit.record(event(actor, { action: 'device-group.create', groupId: existing.id, outcome: 'denied', reason: 'id_conflict', secretVersion: existing.secretVersion, kekId: existing.kekId }));
+        throw new DeviceGroupConflictError(`device group ${existing.id} already exists with a different provision secret`);
+      }
+    } finally {
+      stored.fill(0);
+    }
+    await audit.record(event(actor, { action: 'device-group.create', groupId: existing.id, outcome: 'ok', reason: 'idempotent_retry', secretVersion: existing.secretVersion, kekId: existing.kekId }));
+    return { created: false, group: existing };
+  }
+
+  return {
+    async create(input: { id: string; name: string | null; provisionSecret: string }, actor: Actor): Promise<CreateResult> {
+      const secret = Buffer.from(input.provisionSecret, 'utf8');
+      try {
+        const existing = await store.find(input.id);
+        if (existing) return await resolveExisting(existing, secret, actor);
+        const sealed = sealSecret(secret, { groupId: input.id, secretVersion: 1 }, currentKeyring());
+        const group = await store.insert({ id: input.id, name: input.name, sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel } });
+        if (!group) {
+          // A concurrent creation of the same id won between our find and insert.
+          const winner = await store.find(input.id);
+          if (!winner) throw new DeviceGroupConflictError(`device group ${input.id} changed concurrently; retry`);
+          return await resolveExisting(winner, secret, actor);
+        }
+        await audit.record(event(actor, { action: 'device-group.create', groupId: group.id, outcome: 'ok', secretVersion: group.secretVersion, kekId: group.kekId }));
+        return { created: true, group };
+      } finally {
+        secret.fill(0);
+      }
+    },
+
+    async get(id: string): Promise<DeviceGroupMetadata> {
+      const group = await store.find(id);
+      if (!group) throw new DeviceGroupNotFoundError(id);
+      return group;
+    },
+
+    list(limit: number, afterId: string | undefined): Promise<DeviceGroupMetadata[]> {
+      return store.list(limit, afterId);
+    },
+
+    /**
+     * The only way a plaintext secret leaves the service. The audit record is committed in the
+     * same statement that fetches the envelope, before decryption; a failure to open adds an
+     * `error` record and releases nothing.
+     */
+    async readSecret(id: string, actor: Actor): Promise<ProvisionSecret> {
+      const row = await audit.fetchForSecretRead(id, actor);
+      if (!row) {
+        await audit.record(event(actor, { action: 'provision-secret.read', groupId: id, outcome: 'error', reason: 'not_found' }));
+        throw new DeviceGroupNotFoundError(id);
+      }
+      let plaintext: Uint8Array;
+      try {
+        plaintext = await openStored(row);
+      } catch (error) {
+        const reason = error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error';
+        await audit.record(event(actor, { action: 'provision-secret.read', groupId: id, outcome: 'error', reason, secretVersion: row.secretVersion, kekId: row.kekId }));
+        throw error;
+      }
+      try {
+        return { id: row.id, provisionSecret: Buffer.from(plaintext).toString('utf8'), secretVersion: row.secretVersion };
+      } finally {
+        plaintext.fill(0);
+      }
+    },
+
+    /** IoTA reissued the secret: store the new one under secretVersion + 1 with a fresh data key. */
+    async rotateSecret(id: string, provisionSecret: string, actor: Actor): Promise<DeviceGroupMetadata> {
+      const current = await store.find(id);
+      if (!current) {
+        await audit.record(event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'error', reason: 'not_found' }));
+        throw new DeviceGroupNotFoundError(id);
+      }
+      const secret = Buffer.from(provisionSecret, 'utf8');
+      let sealed;
+      try {
+        sealed = sealSecret(secret, { groupId: id, secretVersion: current.secretVersion + 1 }, currentKeyring());
+      } finally {
+        secret.fill(0);
+      }
+      const group = await store.replaceSecret(id, current.secretVersion, { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel });
+      if (!group) {
+        await audit.record(event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'denied', reason: 'concurrent_change', secretVersion: current.secretVersion }));
+        throw new DeviceGroupConflictError(`device group ${id} was changed or deleted concurrently; retry`);
+      }
+      await audit.record(event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'ok', secretVersion: group.secretVersion, kekId: group.kekId }));
+      return group;
+    },
+
+    async delete(id: string, actor: Actor): Promise<void> {
+      const deleted = await store.delete(id);
+      if (!deleted) {
+        await audit.record(event(actor, { action: 'device-group.delete', groupId: id, outcome: 'error', reason: 'not_found' }));
+        throw new DeviceGroupNotFoundError(id);
+      }
+      await audit.record(event(actor, { action: 'device-group.delete', groupId: id, outcome: 'ok', secretVersion: deleted.secretVersion, kekId: deleted.kekId }));
+    },
+  };
+}
+
+export type DeviceGroupService = ReturnType<typeof createDeviceGroupService>;

@@ -1,0 +1,124 @@
+/**
+ * SQL access to the provsec columns of `ota_groups`. It knows SQL, not HTTP, and never sees a
+ * plaintext secret: it stores and returns sealed envelopes with their KEK id and versions.
+ * Rows without an envelope (groups that existed before provsec) are invisible to the API until a
+ * secret is stored for them.
+ */
+import type { Pool } from 'pg';
+
+export interface DeviceGroupMetadata {
+  readonly id: string;
+  readonly name: string | null;
+  readonly secretVersion: number;
+  readonly kekId: string;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface StoredDeviceGroup extends DeviceGroupMetadata {
+  readonly envelope: Buffer;
+  readonly kekVersion: number | null;
+}
+
+export interface SealedRow {
+  readonly envelope: Uint8Array;
+  readonly kekId: string;
+  readonly kekVersion: number | null;
+}
+
+interface DeviceGroupRow {
+  id: string;
+  name: string | null;
+  secret_version: number;
+  kek_id: string;
+  kek_version: number | null;
+  provision_secret_envelope: Buffer;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const METADATA_COLUMNS = 'id, name, secret_version, kek_id, created_at, updated_at';
+const ALL_COLUMNS = `${METADATA_COLUMNS}, kek_version, provision_secret_envelope`;
+
+export function toMetadata(row: Pick<DeviceGroupRow, 'id' | 'name' | 'secret_version' | 'kek_id' | 'created_at' | 'updated_at'>): DeviceGroupMetadata {
+  return { id: row.id, name: row.name, secretVersion: row.secret_version, kekId: row.kek_id, createdAt: row.created_at, updatedAt: row.updated_at };
+}
+
+export function toStored(row: DeviceGroupRow): StoredDeviceGroup {
+  return { ...toMetadata(row), envelope: row.provision_secret_envelope, kekVersion: row.kek_version };
+}
+
+export function createDeviceGroupStore(pool: Pool) {
+  return {
+    /**
+     * Stores a new group with secret version 1. A pre-existing row without a secret (created
+     * outside provsec) is adopted; a row that already has a secret is left untouched.
+     * Returns the stored metadata, or undefined when the id already holds a secret.
+     */
+    async insert(group: { id: string; name: string | null; sealed: SealedRow }): Promise<DeviceGroupMetadata | undefined> {
+      const result = await pool.query<DeviceGroupRow>(
+        `INSERT INTO ota_groups (id, name, provision_secret_envelope, kek_id, kek_version, secret_version)
+         VALUES ($1, $2, $3, $4, $5, 1)
+         ON CONFLICT (id) DO UPDATE
+           SET name = COALESCE(EXCLUDED.name, ota_groups.name),
+               provision_secret_envelope = EXCLUDED.provision_secret_envelope,
+               kek_id = EXCLUDED.kek_id, kek_version = EXCLUDED.kek_version,
+               secret_version = 1, updated_at = now()
+           WHERE ota_groups.provision_secret_envelope IS NULL
+         RETURNING ${METADATA_COLUMNS}`,
+        [group.id, group.name, group.sealed.envelope, group.sealed.kekId, group.sealed.kekVersion],
+      );
+      const row = result.rows[0];
+      return row ? toMetadata(row) : undefined;
+    },
+
+    async find(id: string): Promise<StoredDeviceGroup | undefined> {
+      const result = await pool.query<DeviceGroupRow>(`SELECT ${ALL_COLUMNS} FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL`, [id]);
+      const row = result.rows[0];
+      return row ? toStored(row) : undefined;
+    },
+
+    /** A page in id order, after the cursor (exclusive). Metadata only. */
+    async list(limit: number, afterId: string | undefined): Promise<DeviceGroupMetadata[]> {
+      const result = await pool.query<DeviceGroupRow>(
+        `SELECT ${METADATA_COLUMNS} FROM ota_groups
+          WHERE provision_secret_envelope IS NOT NULL AND ($1::text IS NULL OR id > $1)
+          ORDER BY id LIMIT $2`,
+        [afterId ?? null, limit],
+      );
+      return result.rows.map(toMetadata);
+    },
+
+    /**
+     * Replaces the secret if the row is still at `expectedSecretVersion` (optimistic: a concurrent
+     * rotation or deletion wins, and this returns undefined instead of clobbering it).
+     */
+    async replaceSecret(id: string, expectedSecretVersion: number, sealed: SealedRow): Promise<DeviceGroupMetadata | undefined> {
+      const result = await pool.query<DeviceGroupRow>(
+        `UPDATE ota_groups
+            SET provision_secret_envelope = $3, kek_id = $4, kek_version = $5,
+                secret_version = secret_version + 1, updated_at = now()
+          WHERE id = $1 AND secret_version = $2 AND provision_secret_envelope IS NOT NULL
+          RETURNING ${METADATA_COLUMNS}`,
+        [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion],
+      );
+      const row = result.rows[0];
+      return row ? toMetadata(row) : undefined;
+    },
+
+    /**
+     * Deletes the group's row, wrapped data key included. Returns the deleted metadata, or
+     * undefined when there was no such group.
+     */
+    async delete(id: string): Promise<DeviceGroupMetadata | undefined> {
+      const result = await pool.query<DeviceGroupRow>(
+        `DELETE FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL RETURNING ${METADATA_COLUMNS}`,
+        [id],
+      );
+      const row = result.rows[0];
+      return row ? toMetadata(row) : undefined;
+    },
+  };
+}
+
+export type DeviceGroupStore = ReturnType<typeof createDeviceGroupStore>;

@@ -1,0 +1,216 @@
+/**
+ * What every key source shares, written once (the AWS Encryption SDK keyring habit: the base
+ * class checks the pre- and postconditions so no source can skip them).
+ * Invariants: the installed keyring is replaced by one assignment, never edited in place; a failed
+ * load never replaces or drops a good keyring (only an explicit withdrawal does); keyringFor never
+ * returns a keyring that lacks the requested KEK.
+ */
+import type { Logger } from 'pino';
+import { InvalidKekError, InvalidKeyringError, KekUnavailableError } from '../crypto/errors';
+import { isKekId } from '../crypto/kek';
+import type { Keyring } from '../crypto/keyring';
+import { needs } from '../crypto/needs';
+import { KeySourceConfigError, KeySourceError, KeySourceLoadError } from './errors';
+import type { KeyringListener, KeySource, KeySourceDeps, KeySourceKind, KeySourceState, KeySourceStatus } from './key-source';
+import { createKeySourceMetrics, type KeySourceMetrics } from './key-source-metrics';
+import { redactKeyLikeText } from './safe-text';
+
+type Lifecycle = 'created' | 'started' | 'stopped';
+
+export abstract class BaseKeySource implements KeySource {
+  protected readonly logger: Logger;
+  private readonly metrics: KeySourceMetrics;
+  private readonly listeners = new Set<KeyringListener>();
+  private installed: Keyring | undefined;
+  private state: KeySourceState = 'loading';
+  private loadedAt: Date | undefined;
+  private lastError: string | undefined;
+  private lifecycle: Lifecycle = 'created';
+
+  protected constructor(
+    readonly kind: KeySourceKind,
+    deps: KeySourceDeps,
+  ) {
+    this.logger = deps.logger.child({ component: 'key-source', keySource: kind });
+    this.metrics = createKeySourceMetrics(deps.registry, kind);
+    this.metrics.setState(this.state);
+  }
+
+  /** First load (and, for watching sources, the start of watching). Report outages, do not throw them. */
+  protected abstract startSource(): Promise<void>;
+  protected abstract stopSource(): Promise<void>;
+
+  /**
+   * Called only when the installed keyring lacks `kekId`. Sources that can fetch older keys
+   * override it; the default fails closed.
+   */
+  protected fetchMissingKek(kekId: string, versionLabel: number | null): Promise<Keyring> {
+    const held = this.installed ? this.installed.entries().map((entry) => entry.kekId).join(', ') : 'nothing (no keyring loaded)';
+    const version = versionLabel === null ? '' : ` (version ${versionLabel})`;
+    return Promise.reject(new KekUnavailableError(`KEK ${kekId}${version} is not held by the ${this.kind} key source; it holds ${held}`, kekId));
+  }
+
+  async start(): Promise<void> {
+    // Two starts would run two watchers or pollers racing to install keyrings.
+    needs(this.lifecycle === 'created', () => new KeySourceConfigError('a key source can be started only once'));
+    this.lifecycle = 'started';
+    try {
+      await this.startSource();
+    } catch (error) {
+      // Sources report their own outages; this only keeps a bug from crashing start-up.
+      this.recordFailure(error);
+    }
+    if (this.installed === undefined && this.state === 'loading') {
+      this.recordFailure(new KeySourceLoadError('internal', 'the first load finished without a keyring'));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.lifecycle === 'stopped') return;
+    this.lifecycle = 'stopped';
+    this.listeners.clear();
+    await this.stopSource();
+  }
+
+  currentKeyring(): Keyring | undefined {
+    return this.installed;
+  }
+
+  async keyringFor(kekId: string, versionLabel: number | null): Promise<Keyring> {
+    // A KEK id read from a stored row is data: only a well-formed one may reach lookups and messages.
+    needs(isKekId(kekId), () => new KekUnavailableError('the requested KEK id is malformed', '(malformed)'));
+    // A version label is a KV version or keyring entry number; anything else cannot name a key.
+    needs(versionLabel === null || (Number.isSafeInteger(versionLabel) && versionLabel > 0), () => new KekUnavailableError(`KEK ${kekId}: version label must be a positive integer or null`, kekId));
+    const cached = this.installed;
+    // The common case answers from memory, so a slow or absent backend never blocks it.
+    if (cached?.has(kekId)) return cached;
+    if (this.lifecycle === 'stopped') throw new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId);
+    let keyring: Keyring;
+    try {
+      keyring = await this.fetchMissingKek(kekId, versionLabel);
+    } catch (error) {
+      const unavailable = error instanceof KekUnavailableError ? error : new KekUnavailableError(`KEK ${kekId}: ${safeMessage(error)}`, kekId);
+      this.logger.warn({ kekId, versionLabel, error: redactKeyLikeText(unavailable.message) }, 'a requested KEK is unavailable; failing closed');
+      throw unavailable;
+    }
+    // Postcondition: a keyring without the KEK would send the caller on to decrypt with the wrong key.
+    needs(keyring.has(kekId), () => new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source returned a keyring without it`, kekId));
+    return keyring;
+  }
+
+  status(): KeySourceStatus {
+    const keyring = this.installed;
+    return {
+      kind: this.kind,
+      state: this.state,
+      ...(keyring ? { currentKekId: keyring.current.kekId } : {}),
+      ...(this.loadedAt ? { loadedAt: this.loadedAt } : {}),
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      knownKekIds: keyring ? keyring.entries().map((entry) => entry.kekId) : [],
+    };
+  }
+
+  onChange(listener: KeyringListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  protected get stopped(): boolean {
+    return this.lifecycle === 'stopped';
+  }
+
+  /**
+   * Installs a keyring (the atomic swap) unless it equals the installed one. Old key bytes are not
+   * zeroed: requests in flight may still hold the previous keyring.
+   */
+  protected installKeyring(keyring: Keyring, logDetails: Record<string, unknown> = {}): void {
+    if (this.stopped) return;
+    const previous = this.installed;
+    const recovered = this.state !== 'ready';
+    this.lastError = undefined;
+    if (previous?.sameAs(keyring)) {
+      this.setState('ready');
+      if (recovered) this.logger.info({ currentKekId: keyring.current.kekId }, 'key source recovered; keyring unchanged');
+      return;
+    }
+    this.installed = keyring;
+    this.loadedAt = new Date();
+    this.setState('ready');
+    this.metrics.recordReload();
+    this.metrics.setCurrentKekId(keyring.current.kekId);
+    this.logger.info(
+      {
+        currentKekId: keyring.current.kekId,
+        currentVersion: keyring.current.versionLabel,
+        knownKekIds: keyring.entries().map((entry) => entry.kekId),
+        knownVersions: keyring.entries().map((entry) => entry.versionLabel),
+        previousKekId: previous?.current.kekId ?? null,
+        ...logDetails,
+      },
+      previous ? 'key source swapped in a new keyring' : 'key source loaded its first keyring',
+    );
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(keyring);
+      } catch (error) {
+        this.logger.error({ errorName: error instanceof Error ? error.name : typeof error }, 'a keyring listener threw; the keyring stays installed');
+      }
+    }
+  }
+
+  /** A check that worked but changed nothing (for example a Vault poll): clears a degraded state. */
+  protected markHealthy(): void {
+    if (this.installed === undefined || this.state === 'ready' || this.stopped) return;
+    this.lastError = undefined;
+    this.setState('ready');
+    this.logger.info({ currentKekId: this.installed.current.kekId }, 'key source recovered');
+  }
+
+  /** A failed attempt: counted, logged without key material; the last good keyring stays. */
+  protected recordFailure(error: unknown): void {
+    if (this.stopped) return;
+    const failure = toLoadError(error);
+    const message = redactKeyLikeText(failure.message);
+    this.lastError = message;
+    this.metrics.recordFailure(failure.reason);
+    this.setState(this.installed ? 'degraded' : 'failed');
+    this.logger.error(
+      { reason: failure.reason, error: message, currentKekId: this.installed?.current.kekId ?? null },
+      this.installed ? 'key source load failed; keeping the last good keyring' : 'key source load failed; no keyring is loaded',
+    );
+  }
+
+  /**
+   * Drops the keyring on purpose: the backend says the current key must no longer be used (Vault
+   * deleted or destroyed the current version). Without a keyring the service is not ready.
+   */
+  protected withdrawKeyring(error: KeySourceLoadError): void {
+    if (this.stopped) return;
+    const previousKekId = this.installed?.current.kekId ?? null;
+    this.installed = undefined;
+    this.metrics.setCurrentKekId(undefined);
+    this.logger.error({ previousKekId }, 'key source withdrew its keyring; nothing can be encrypted or decrypted until a usable key returns');
+    this.recordFailure(error);
+  }
+
+  private setState(next: KeySourceState): void {
+    if (this.state === next) return;
+    this.state = next;
+    this.metrics.setState(next);
+  }
+}
+
+/** Crypto and key-source messages are safe by contract; anything else is summarized by type only. */
+function toLoadError(error: unknown): KeySourceLoadError {
+  if (error instanceof KeySourceLoadError) return error;
+  if (error instanceof InvalidKekError) return new KeySourceLoadError('invalid_key', error.message);
+  if (error instanceof InvalidKeyringError) return new KeySourceLoadError('invalid_keyring', error.message);
+  return new KeySourceLoadError('internal', `unexpected ${error instanceof Error ? error.name : typeof error} while loading keys`);
+}
+
+function safeMessage(error: unknown): string {
+  if (error instanceof KeySourceError || error instanceof InvalidKekError || error instanceof InvalidKeyringError) return error.message;
+  return `unexpected ${error instanceof Error ? error.name : typeof error}`;
+}

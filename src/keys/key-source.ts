@@ -1,0 +1,53 @@
+/**
+ * The key-source abstraction (seed 001's pluggable SecretProvider): where the service's KEKs come
+ * from. Every source hands out whole, immutable keyrings and swaps them atomically, so a request
+ * sees either the keyring before a rotation or the one after, never half of one.
+ */
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Keyring } from '../crypto/keyring';
+
+export type KeySourceKind = 'file' | 'vault' | 'dev';
+
+/**
+ * loading: the first attempt is running. ready: a keyring is loaded and the last attempt worked.
+ * degraded: a keyring is loaded (and serving) but the last attempt failed. failed: no keyring.
+ */
+export type KeySourceState = 'loading' | 'ready' | 'degraded' | 'failed';
+export const KEY_SOURCE_STATES: readonly KeySourceState[] = ['loading', 'ready', 'degraded', 'failed'];
+
+/** What a status page or `/readyz` may show: ids and times only, never key bytes. */
+export interface KeySourceStatus {
+  readonly kind: KeySourceKind;
+  readonly state: KeySourceState;
+  readonly currentKekId?: string;
+  readonly loadedAt?: Date;
+  readonly lastError?: string;
+  readonly knownKekIds: string[];
+}
+
+export type KeyringListener = (keyring: Keyring) => void;
+
+export interface KeySource {
+  readonly kind: KeySourceKind;
+  /** Begins loading and watching; resolves after the first attempt, whether it worked or not. */
+  start(): Promise<void>;
+  /** The last good keyring, or undefined before the first load (or after Vault deleted the current version). */
+  currentKeyring(): Keyring | undefined;
+  /**
+   * A keyring that can decrypt under `kekId`. Answers at once from the cached keyring; only a
+   * source that can fetch older keys (vault) waits, bounded by its timeout. Throws
+   * KekUnavailableError when the KEK cannot be had (fail closed).
+   */
+  keyringFor(kekId: string, versionLabel: number | null): Promise<Keyring>;
+  status(): KeySourceStatus;
+  /** Called after every keyring swap; returns the unsubscribe function. */
+  onChange(listener: KeyringListener): () => void;
+  stop(): Promise<void>;
+}
+
+/** Collaborators injected by main.ts (no globals). */
+export interface KeySourceDeps {
+  readonly logger: Logger;
+  readonly registry: Registry;
+}

@@ -24,6 +24,10 @@ import { createSecretReadRateLimiter } from './http/rate-limit';
 import { createServiceMetrics } from './metrics/service-metrics';
 import { createDeviceGroupService } from './service/device-group-service';
 import { createDeviceGroupStore } from './store/device-group-store';
+import { keysRoutes, keyStatus } from './http/keys-routes';
+import { createKekUsageCounter, type KekUsageCounter } from './rotation/kek-usage';
+import { createRewrapWorker } from './rotation/rewrap-worker';
+import { Gauge } from 'prom-client';
 
 export interface RunningService {
   readonly port: number;
@@ -66,14 +70,22 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     const service = createDeviceGroupService({ store: createDeviceGroupStore(pool), audit, keys: keySource });
     const secretReadLimiter = createSecretReadRateLimiter({ perMinute: config.secretReadRateLimitPerMinute }, { audit, metrics });
 
+    const usage = createKekUsageCounter(pool);
+    registerKekRowsMetric(registry, usage);
+    if (config.rewrap.workerEnabled) {
+      const worker = createRewrapWorker({ pool, keys: keySource, logger: logger.child({ component: 'rewrap-worker' }) }, config.rewrap);
+      worker.start();
+      cleanups.push(() => worker.stop());
+    }
+
     let draining = false;
-    const readinessChecks: ReadinessCheck[] = [databaseCheck(pool), migrationsCheck(pool), keyringCheck(keySource)];
+    const readinessChecks: ReadinessCheck[] = [databaseCheck(pool), migrationsCheck(pool), keyringCheck(keySource), keksForStoredRowsCheck(keySource, usage)];
     const app = createApp({
       logger,
       registry,
       readinessChecks,
       isDraining: () => draining,
-      routers: [deviceGroupRoutes({ auth, service, metrics, secretReadLimiter }), auditRoutes({ auth, audit })],
+      routers: [deviceGroupRoutes({ auth, service, metrics, secretReadLimiter }), auditRoutes({ auth, audit }), keysRoutes({ auth, keys: keySource, usage })],
       errorMappers: [serviceErrorMapper],
     });
     const server = await listen(app, { host: config.host, port: config.port });
@@ -135,6 +147,41 @@ function keyringCheck(keySource: KeySource): ReadinessCheck {
       return status.state === 'degraded' ? { ok: true, detail: `serving the cached keyring; last reload failed: ${status.lastError ?? 'unknown'}` } : { ok: true };
     },
   };
+}
+
+/**
+ * Rows under a KEK the source no longer has cannot be opened (reads fail closed), but every other
+ * row can: readiness stays up and reports it rather than taking the whole service out.
+ */
+function keksForStoredRowsCheck(keySource: KeySource, usage: KekUsageCounter): ReadinessCheck {
+  return {
+    name: 'storedKeks',
+    check: async () => {
+      if (!keySource.currentKeyring()) return { ok: true };
+      const status = await keyStatus(keySource, usage);
+      const missing = status.keys.filter((entry) => !entry.available && entry.rows > 0);
+      if (missing.length === 0) return { ok: true };
+      return { ok: true, detail: `rows under KEKs the ${status.source.kind} source does not hold: ${missing.map((entry) => `${entry.kekId} (${entry.rows})`).join(', ')}` };
+    },
+  };
+}
+
+function registerKekRowsMetric(registry: Registry, usage: KekUsageCounter): void {
+  new Gauge({
+    name: 'provsec_kek_rows',
+    help: 'Stored provision secrets per KEK id (fingerprint)',
+    labelNames: ['kek_id'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        for (const entry of await usage.usage()) this.set({ kek_id: entry.kekId }, entry.rows);
+      } catch {
+        // The database is unreachable: scrape the other metrics; readiness reports the outage.
+        this.reset();
+      }
+    },
+  });
 }
 
 async function tokenVerifierOptions(config: Config) {

@@ -25,6 +25,7 @@ import { createServiceMetrics } from './metrics/service-metrics';
 import { createDeviceGroupService } from './service/device-group-service';
 import { createDeviceGroupStore } from './store/device-group-store';
 import { keysRoutes, keyStatus } from './http/keys-routes';
+import { openApiRoutes } from './http/openapi';
 import { createKekUsageCounter, type KekUsageCounter } from './rotation/kek-usage';
 import { createRewrapWorker } from './rotation/rewrap-worker';
 import { Gauge } from 'prom-client';
@@ -85,7 +86,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       registry,
       readinessChecks,
       isDraining: () => draining,
-      routers: [deviceGroupRoutes({ auth, service, metrics, secretReadLimiter }), auditRoutes({ auth, audit }), keysRoutes({ auth, keys: keySource, usage })],
+      routers: [openApiRoutes(), deviceGroupRoutes({ auth, service, metrics, secretReadLimiter }), auditRoutes({ auth, audit }), keysRoutes({ auth, keys: keySource, usage })],
       errorMappers: [serviceErrorMapper],
     });
     const server = await listen(app, { host: config.host, port: config.port });

@@ -43,6 +43,8 @@ export type AuthConfig =
       audience: string;
       jwksUrl: string | undefined;
       jwksFile: string | undefined;
+      /** Sent as a bearer token when fetching AUTH_JWKS_URL (the Kubernetes API server wants one). */
+      jwksBearerTokenFile: string | undefined;
       maxTokenLifetimeSeconds: number;
       policyFile: string;
     }
@@ -172,6 +174,7 @@ function loadAuthConfig(env: Env, production: boolean): AuthConfig {
   const jwksUrl = optional(env, 'AUTH_JWKS_URL', httpUrl);
   const jwksFile = optional(env, 'AUTH_JWKS_FILE', nonEmpty);
   const issuer = optional(env, 'AUTH_ISSUER', nonEmpty);
+  const jwksBearerTokenFile = optional(env, 'AUTH_JWKS_BEARER_TOKEN_FILE', nonEmpty);
   const policyFile = optional(env, 'AUTH_POLICY_FILE', nonEmpty);
   if (jwksUrl !== undefined && jwksFile !== undefined) throw new ConfigError('AUTH_JWKS_FILE', 'must not be set together with AUTH_JWKS_URL (choose one key set)');
   const configured = jwksUrl !== undefined || jwksFile !== undefined || issuer !== undefined;
@@ -183,5 +186,6 @@ function loadAuthConfig(env: Env, production: boolean): AuthConfig {
   if (issuer === undefined) throw new ConfigError('AUTH_ISSUER', 'is required when AUTH_JWKS_URL or AUTH_JWKS_FILE is set');
   if (jwksUrl === undefined && jwksFile === undefined) throw new ConfigError('AUTH_JWKS_URL', 'or AUTH_JWKS_FILE is required when AUTH_ISSUER is set');
   if (policyFile === undefined) throw new ConfigError('AUTH_POLICY_FILE', 'is required when AUTH_ISSUER is set (no policy means no access)');
-  return { mode: 'configured', issuer, audience, jwksUrl, jwksFile, maxTokenLifetimeSeconds, policyFile };
+  if (jwksBearerTokenFile !== undefined && jwksUrl === undefined) throw new ConfigError('AUTH_JWKS_BEARER_TOKEN_FILE', 'only applies with AUTH_JWKS_URL');
+  return { mode: 'configured', issuer, audience, jwksUrl, jwksFile, jwksBearerTokenFile, maxTokenLifetimeSeconds, policyFile };
 }

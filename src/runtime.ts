@@ -196,7 +196,10 @@ async function tokenVerifierOptions(config: Config) {
     issuer = {
       issuer: auth.issuer,
       audience: auth.audience,
-      jwks: auth.jwksUrl !== undefined ? { kind: 'url', url: auth.jwksUrl } : { kind: 'file', path: auth.jwksFile as string },
+      jwks:
+        auth.jwksUrl !== undefined
+          ? { kind: 'url', url: auth.jwksUrl, ...(auth.jwksBearerTokenFile !== undefined ? { bearerTokenFile: auth.jwksBearerTokenFile } : {}) }
+          : { kind: 'file', path: auth.jwksFile as string },
     };
   }
   return { issuers: [issuer], maxTokenLifetimeSeconds: auth.maxTokenLifetimeSeconds };

@@ -60,6 +60,7 @@ describe('loadConfig', () => {
     ['AUTH_JWKS_URL and FILE together', 'AUTH_JWKS_FILE', { AUTH_ISSUER: 'x', AUTH_JWKS_URL: 'https://a/jwks', AUTH_JWKS_FILE: '/j', AUTH_POLICY_FILE: '/p' }, /not be set together/],
     ['AUTH_ISSUER missing with JWKS', 'AUTH_ISSUER', { AUTH_JWKS_FILE: '/j', AUTH_POLICY_FILE: '/p' }, /required/],
     ['AUTH_JWKS missing with issuer', 'AUTH_JWKS_URL', { AUTH_ISSUER: 'x', AUTH_POLICY_FILE: '/p' }, /required/],
+    ['AUTH_JWKS_BEARER_TOKEN_FILE without URL', 'AUTH_JWKS_BEARER_TOKEN_FILE', { AUTH_ISSUER: 'x', AUTH_JWKS_FILE: '/j', AUTH_POLICY_FILE: '/p', AUTH_JWKS_BEARER_TOKEN_FILE: '/t' }, /only applies with AUTH_JWKS_URL/],
     ['AUTH_POLICY_FILE missing', 'AUTH_POLICY_FILE', { AUTH_ISSUER: 'x', AUTH_JWKS_FILE: '/j' }, /required/],
     ['AUTH_MAX_TOKEN_LIFETIME bad', 'AUTH_MAX_TOKEN_LIFETIME', { AUTH_MAX_TOKEN_LIFETIME: '0' }, /at least 60/],
     ['AUTH_AUDIENCE blank', 'AUTH_AUDIENCE', { AUTH_AUDIENCE: '   ' }, /not be empty/],

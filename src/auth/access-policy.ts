@@ -1,0 +1,107 @@
+/**
+ * Who may do what: rules from AUTH_POLICY_FILE, each granting permissions to a subject (exact, or
+ * a prefix ending in `*`), optionally only for one issuer and only on groups matching globs.
+ * Invariants: deny unless some rule grants; a rule with `issuer` never matches another issuer;
+ * a policy that does not validate never loads (the service does not start).
+ */
+import { readFile } from 'node:fs/promises';
+import type { z } from 'zod';
+import { PolicyError } from './errors';
+import { compileGroupGlob, type GroupMatcher } from './group-glob';
+import type { Permission } from './permissions';
+import { policyFileSchema, type PolicyRule } from './policy-schema';
+import type { Principal } from './principal';
+
+interface CompiledRule {
+  matchesSubject(subject: string): boolean;
+  readonly issuer: string | undefined;
+  readonly permissions: ReadonlySet<Permission>;
+  /** Undefined: every group. */
+  readonly groupMatchers: readonly GroupMatcher[] | undefined;
+}
+
+export class AccessPolicy {
+  private constructor(private readonly rules: readonly CompiledRule[]) {}
+
+  /** Validates parsed JSON; throws PolicyError naming the first problem, e.g. `rules[0].permissions[1]: ...`. */
+  static fromJson(json: unknown): AccessPolicy {
+    const result = policyFileSchema.safeParse(json);
+    if (!result.success) throw new PolicyError(`access policy is invalid: ${describeIssues(result.error.issues)}`);
+    return new AccessPolicy(result.data.rules.map(compileRule));
+  }
+
+  static async load(path: string): Promise<AccessPolicy> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      throw new PolicyError(`access policy ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new PolicyError(`access policy ${path} is not valid JSON (${(error as Error).message})`);
+    }
+    try {
+      return AccessPolicy.fromJson(json);
+    } catch (error) {
+      if (error instanceof PolicyError) throw new PolicyError(error.message.replace('access policy', `access policy ${path}`));
+      throw error;
+    }
+  }
+
+  get ruleCount(): number {
+    return this.rules.length;
+  }
+
+  /**
+   * With a group id: some rule for this principal grants `permission` on that group. Without one
+   * (a collection-level call such as listing): some rule grants `permission` on any group; filter
+   * the results with groupFilter.
+   */
+  can(principal: Principal, permission: Permission, groupId?: string): boolean {
+    return this.rulesGranting(principal, permission).some((rule) => groupId === undefined || coversGroup(rule, groupId));
+  }
+
+  /** A predicate for the groups this principal may exercise `permission` on (always false if none). */
+  groupFilter(principal: Principal, permission: Permission): (groupId: string) => boolean {
+    const granting = this.rulesGranting(principal, permission);
+    return (groupId) => granting.some((rule) => coversGroup(rule, groupId));
+  }
+
+  private rulesGranting(principal: Principal, permission: Permission): CompiledRule[] {
+    return this.rules.filter(
+      (rule) => rule.permissions.has(permission) && (rule.issuer === undefined || rule.issuer === principal.issuer) && rule.matchesSubject(principal.subject),
+    );
+  }
+}
+
+function coversGroup(rule: CompiledRule, groupId: string): boolean {
+  return rule.groupMatchers === undefined ? compiledAllGroups(groupId) : rule.groupMatchers.some((matches) => matches(groupId));
+}
+
+const compiledAllGroups = compileGroupGlob('*');
+
+function compileRule(rule: PolicyRule): CompiledRule {
+  const { subject } = rule;
+  const prefix = subject.endsWith('*') ? subject.slice(0, -1) : undefined;
+  return {
+    matchesSubject: prefix === undefined ? (candidate) => candidate === subject : (candidate) => candidate.startsWith(prefix),
+    issuer: rule.issuer,
+    permissions: new Set(rule.permissions),
+    groupMatchers: rule.groups?.map(compileGroupGlob),
+  };
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .slice(0, 3)
+    .map((issue) => `${formatPath(issue.path)}: ${issue.message}`)
+    .join('; ');
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return 'policy';
+  return path.map((segment, index) => (typeof segment === 'number' ? `[${segment}]` : `${index === 0 ? '' : '.'}${String(segment)}`)).join('');
+}

@@ -1,0 +1,50 @@
+/**
+ * Glob patterns over device-group ids, as used in a policy rule's `groups`: `*` is any run of
+ * characters (possibly none), `?` exactly one, everything else itself. Matching is a two-pointer
+ * scan (worst case pattern length x id length), not a RegExp: a pattern can neither inject regex
+ * syntax nor cause catastrophic backtracking.
+ */
+import { PolicyError } from './errors';
+import { needs } from '../crypto/needs';
+
+/** Device-group ids, as the API accepts them. */
+export const GROUP_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const GROUP_GLOB_PATTERN = /^[A-Za-z0-9._:*?-]{1,128}$/;
+
+export type GroupMatcher = (groupId: string) => boolean;
+
+export function isGroupGlob(candidate: string): boolean {
+  return GROUP_GLOB_PATTERN.test(candidate);
+}
+
+export function compileGroupGlob(glob: string): GroupMatcher {
+  needs(isGroupGlob(glob), () => new PolicyError(`group pattern "${glob}" may use only A-Z a-z 0-9 . _ : - and the wildcards * ?, 1..128 characters`));
+  if (glob === '*') return (groupId) => GROUP_ID_PATTERN.test(groupId);
+  // Invalid ids never match, so a caller's odd id cannot slip through a broad pattern.
+  return (groupId) => GROUP_ID_PATTERN.test(groupId) && globMatches(glob, groupId);
+}
+
+function globMatches(glob: string, text: string): boolean {
+  let globIndex = 0;
+  let textIndex = 0;
+  // Where to resume after the most recent '*' if the literal match after it fails.
+  let starGlobIndex = -1;
+  let starTextIndex = 0;
+  while (textIndex < text.length) {
+    const globChar = glob[globIndex];
+    if (globChar === '*') {
+      starGlobIndex = globIndex++;
+      starTextIndex = textIndex;
+    } else if (globChar !== undefined && (globChar === '?' || globChar === text[textIndex])) {
+      globIndex++;
+      textIndex++;
+    } else if (starGlobIndex >= 0) {
+      globIndex = starGlobIndex + 1;
+      textIndex = ++starTextIndex;
+    } else {
+      return false;
+    }
+  }
+  while (glob[globIndex] === '*') globIndex++;
+  return globIndex === glob.length;
+}

@@ -188,10 +188,12 @@ export abstract class BaseKeySource implements KeySource {
    */
   protected withdrawKeyring(error: KeySourceLoadError): void {
     if (this.stopped) return;
-    const previousKekId = this.installed?.current.kekId ?? null;
-    this.installed = undefined;
-    this.metrics.setCurrentKekId(undefined);
-    this.logger.error({ previousKekId }, 'key source withdrew its keyring; nothing can be encrypted or decrypted until a usable key returns');
+    const previous = this.installed;
+    if (previous) {
+      this.installed = undefined;
+      this.metrics.setCurrentKekId(undefined);
+      this.logger.error({ previousKekId: previous.current.kekId }, 'key source withdrew its keyring; nothing can be encrypted or decrypted until a usable key returns');
+    }
     this.recordFailure(error);
   }
 

@@ -1,0 +1,239 @@
+/**
+ * Talking to Vault through node-vault: authentication, bounded timeouts and error classification.
+ * Invariants: every call ends within `timeoutMs` (node-vault's axios timeout, plus our own
+ * wall-clock race in case a socket trickles); in `agent` mode no token is ever sent (the Vault
+ * Agent's API proxy adds its own); tokens, JWTs and response bodies never reach a log line or an
+ * error message.
+ */
+import { readFile } from 'node:fs/promises';
+import nodeVault from 'node-vault';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { KeySourceLoadError, type KeySourceFailureReason } from './errors';
+import { redactKeyLikeText } from './safe-text';
+
+export type VaultAuth =
+  | { readonly mode: 'agent' }
+  | { readonly mode: 'kubernetes'; readonly role: string; readonly mount: string; readonly serviceAccountTokenFile: string };
+
+export interface VaultHttpOptions {
+  readonly address: string;
+  readonly namespace: string | undefined;
+  readonly timeoutMs: number;
+  readonly auth: VaultAuth;
+  readonly logger: Logger;
+}
+
+/** A GET's outcome: 404 is an answer, not an error, because KV v2 puts deletion metadata in its body. */
+export type VaultReadAnswer = { readonly status: 200; readonly body: unknown } | { readonly status: 404; readonly body: unknown };
+
+const authAnswer = z.object({
+  auth: z.object({ client_token: z.string().min(1), lease_duration: z.number().int().nonnegative(), renewable: z.boolean() }),
+});
+
+/** Renew (or log in again) when two thirds of the token's lease have passed. */
+const RENEW_AT_FRACTION = 2 / 3;
+
+export class VaultHttp {
+  private readonly client: nodeVault.client;
+  private tokenExpiresAtMs = 0;
+  private tokenLeaseSeconds = 0;
+  private loginRunning: Promise<void> | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: VaultHttpOptions) {
+    const vaultOptions: nodeVault.VaultOptions & { rpDefaults: { strictSSL: boolean } } = {
+      endpoint: options.address,
+      apiVersion: 'v1',
+      requestOptions: { timeout: options.timeoutMs },
+      // node-vault's debug output includes request bodies (the Kubernetes JWT on login).
+      debug: () => undefined,
+      // node-vault would turn TLS verification off if VAULT_SKIP_VERIFY is set; config lives in config.ts only.
+      rpDefaults: { strictSSL: true },
+    };
+    this.client = nodeVault(vaultOptions);
+    // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE / VAULT_PREFIX from the environment;
+    // pin them so only our options decide what is sent (and agent mode sends no token at all).
+    const pinned = this.client as unknown as { token: string; namespace: string; pathPrefix: string };
+    pinned.token = '';
+    pinned.namespace = options.namespace ?? '';
+    pinned.pathPrefix = '';
+  }
+
+  /** GET /v1/<path>, authenticated as configured. */
+  read(path: string): Promise<VaultReadAnswer> {
+    return this.withAuthentication(`GET ${path}`, async () => {
+      try {
+        return { status: 200, body: await this.bounded(this.client.read(path, { timeout: this.options.timeoutMs })) };
+      } catch (error) {
+        if (statusOf(error) === 404) return { status: 404, body: bodyOf(error) };
+        throw error;
+      }
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.renewTimer);
+  }
+
+  private async withAuthentication<T>(what: string, call: () => Promise<T>): Promise<T> {
+    if (this.options.auth.mode === 'agent') {
+      try {
+        return await call();
+      } catch (error) {
+        throw classifyVaultError(error, what);
+      }
+    }
+    await this.ensureLoggedIn();
+    try {
+      return await call();
+    } catch (error) {
+      if (statusOf(error) !== 403) throw classifyVaultError(error, what);
+      // 403 with a token we thought valid: revoked or expired early. Log in again once, retry once.
+      this.options.logger.warn({ request: what }, 'Vault answered 403; logging in again and retrying once');
+      this.forgetToken();
+      await this.ensureLoggedIn();
+      try {
+        return await call();
+      } catch (retryError) {
+        throw classifyVaultError(retryError, what);
+      }
+    }
+  }
+
+  private async ensureLoggedIn(): Promise<void> {
+    if (this.client.token !== '' && Date.now() < this.tokenExpiresAtMs) return;
+    this.loginRunning ??= this.logIn().finally(() => {
+      this.loginRunning = undefined;
+    });
+    await this.loginRunning;
+  }
+
+  private async logIn(): Promise<void> {
+    const auth = this.options.auth;
+    if (auth.mode !== 'kubernetes') return;
+    let jwt: string;
+    try {
+      // Read on every login: projected service-account tokens are rotated by the kubelet.
+      jwt = (await readFile(auth.serviceAccountTokenFile, 'utf8')).trim();
+    } catch (error) {
+      throw new KeySourceLoadError('forbidden', `cannot read the service-account token file ${auth.serviceAccountTokenFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`);
+    }
+    // A stale token on a login request is useless; send none.
+    this.client.token = '';
+    let answer: unknown;
+    try {
+      answer = await this.bounded(this.client.kubernetesLogin({ role: auth.role, jwt, mount_point: auth.mount, requestOptions: { timeout: this.options.timeoutMs } }));
+    } catch (error) {
+      throw classifyVaultError(error, `Kubernetes login (auth/${auth.mount}/login, role ${auth.role})`);
+    }
+    this.adoptToken(answer, 'login');
+    this.options.logger.info({ leaseDurationSeconds: this.tokenLeaseSeconds, role: auth.role, mount: auth.mount }, 'logged in to Vault with Kubernetes auth');
+  }
+
+  /** Takes the token from a login or renew answer and plans its renewal. */
+  private adoptToken(answer: unknown, from: 'login' | 'renew'): { leaseSeconds: number; renewable: boolean } {
+    const parsed = authAnswer.safeParse(answer);
+    if (!parsed.success) {
+      this.forgetToken();
+      throw new KeySourceLoadError('bad_response', `Vault's ${from} answer has no usable auth block`);
+    }
+    const { client_token: clientToken, lease_duration: leaseSeconds, renewable } = parsed.data.auth;
+    this.client.token = clientToken;
+    this.tokenLeaseSeconds = leaseSeconds;
+    // A zero lease means a token that does not expire (root-like); treat it as valid until a 403 says otherwise.
+    this.tokenExpiresAtMs = leaseSeconds > 0 ? Date.now() + leaseSeconds * 1000 : Number.POSITIVE_INFINITY;
+    this.scheduleRefresh(leaseSeconds, renewable);
+    return { leaseSeconds, renewable };
+  }
+
+  private scheduleRefresh(leaseSeconds: number, renewable: boolean): void {
+    clearTimeout(this.renewTimer);
+    if (leaseSeconds <= 0 || this.closed) return;
+    this.renewTimer = setTimeout(() => void this.refreshToken(renewable, leaseSeconds), leaseSeconds * 1000 * RENEW_AT_FRACTION);
+    this.renewTimer.unref();
+  }
+
+  /** Renew a renewable token; otherwise (or once renewal is capped by max_ttl) log in afresh. */
+  private async refreshToken(renewable: boolean, previousLeaseSeconds: number): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (!renewable) {
+        this.forgetToken();
+        await this.ensureLoggedIn();
+        return;
+      }
+      let answer: unknown;
+      try {
+        answer = await this.bounded(this.client.tokenRenewSelf({ requestOptions: { timeout: this.options.timeoutMs } }));
+      } catch (error) {
+        throw classifyVaultError(error, 'POST auth/token/renew-self');
+      }
+      const renewed = this.adoptToken(answer, 'renew');
+      this.options.logger.debug({ leaseDurationSeconds: renewed.leaseSeconds }, 'renewed the Vault token');
+      // Vault caps renewals at the role's max_ttl with a shrinking lease: past half, log in afresh instead.
+      if (renewed.leaseSeconds * 2 < previousLeaseSeconds) this.scheduleRefresh(renewed.leaseSeconds, false);
+    } catch (error) {
+      const failure = classifyVaultError(error, 'token refresh');
+      this.options.logger.warn({ reason: failure.reason, error: failure.message }, 'Vault token refresh failed; the next request logs in again');
+      this.forgetToken();
+    }
+  }
+
+  private forgetToken(): void {
+    this.client.token = '';
+    this.tokenExpiresAtMs = 0;
+    clearTimeout(this.renewTimer);
+  }
+
+  /** Our own wall-clock bound on top of axios's timeout. */
+  private bounded<T>(call: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new VaultCallTimeout(this.options.timeoutMs)), this.options.timeoutMs + 50);
+    });
+    return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+class VaultCallTimeout extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  const response = (error as { response?: { statusCode?: unknown } } | null)?.response;
+  return typeof response?.statusCode === 'number' ? response.statusCode : undefined;
+}
+
+function bodyOf(error: unknown): unknown {
+  return (error as { response?: { body?: unknown } }).response?.body;
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const TIMEOUT_CODES = new Set(['ECONNABORTED', 'ETIMEDOUT']);
+
+/** Maps whatever node-vault/axios threw to a reason and a message of our own words (plus Vault's short error text). */
+export function classifyVaultError(error: unknown, what: string): KeySourceLoadError {
+  if (error instanceof KeySourceLoadError) return error;
+  if (error instanceof VaultCallTimeout) return new KeySourceLoadError('timeout', `Vault ${what}: no answer within ${error.timeoutMs} ms`);
+  const status = statusOf(error);
+  if (status !== undefined) {
+    const reason: KeySourceFailureReason = status === 503 ? 'sealed' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : 'vault_error';
+    return new KeySourceLoadError(reason, `Vault ${what}: HTTP ${status}${vaultErrorText(error)}`);
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new KeySourceLoadError('timeout', `Vault ${what}: timed out (${code})`);
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return new KeySourceLoadError('unreachable', `Vault ${what}: unreachable (${code})`);
+  return new KeySourceLoadError('vault_error', `Vault ${what}: unexpected ${error instanceof Error ? error.name : typeof error}${typeof code === 'string' ? ` (${code})` : ''}`);
+}
+
+/** Vault's `errors` array holds short operator text ("Vault is sealed", "permission denied"). */
+function vaultErrorText(error: unknown): string {
+  const errors = (bodyOf(error) as { errors?: unknown } | undefined)?.errors;
+  if (!Array.isArray(errors) || typeof errors[0] !== 'string' || errors[0] === '') return '';
+  return ` (${redactKeyLikeText(errors[0].slice(0, 160))})`;
+}

@@ -1,0 +1,161 @@
+/**
+ * The vault key source: the KEK read straight from Vault KV v2, each KV version one KEK.
+ * Invariants: the current KEK is the secret's current_version; a version Vault reports deleted or
+ * destroyed leaves the keyring (rows under it fail closed), and a deleted current version
+ * withdraws the keyring entirely; an older version fetched for a row is kept only if its
+ * fingerprint equals the row's KEK id; Vault trouble never drops a good keyring and never delays
+ * a request the cached keyring can serve.
+ */
+import { KekUnavailableError } from '../crypto/errors';
+import type { KeyEncryptionKey } from '../crypto/kek';
+import type { Keyring } from '../crypto/keyring';
+import { BaseKeySource } from './base-key-source';
+import { KeySourceLoadError } from './errors';
+import type { KeySourceDeps } from './key-source';
+import { keyringFromVersions } from './keyring-from-versions';
+import { VaultHttp, type VaultAuth } from './vault-http';
+import { readKvKek, readKvMetadata, type KvSecretLocation, type KvVersionState } from './vault-kv2';
+
+export interface VaultKeySourceOptions {
+  readonly address: string;
+  readonly auth: VaultAuth;
+  readonly namespace: string | undefined;
+  readonly secret: KvSecretLocation;
+  readonly pollIntervalMs: number;
+  readonly timeoutMs: number;
+}
+
+/** Until the first keyring loads, retry at least this often (a pod should become ready quickly). */
+const MAX_RETRY_BEFORE_FIRST_LOAD_MS = 5000;
+
+export class VaultKeySource extends BaseKeySource {
+  private readonly http: VaultHttp;
+  /** Live versions fetched so far; together with currentVersion they make the keyring. */
+  private readonly keksByVersion = new Map<number, KeyEncryptionKey>();
+  private currentVersion: number | undefined;
+  private readonly fetchesInFlight = new Map<number, Promise<KeyEncryptionKey>>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private pollRunning: Promise<void> | undefined;
+
+  constructor(
+    private readonly options: VaultKeySourceOptions,
+    deps: KeySourceDeps,
+  ) {
+    super('vault', deps);
+    this.http = new VaultHttp({ address: options.address, namespace: options.namespace, timeoutMs: options.timeoutMs, auth: options.auth, logger: this.logger });
+  }
+
+  protected async startSource(): Promise<void> {
+    this.logger.info({ address: this.options.address, auth: this.options.auth.mode, mount: this.options.secret.mount, path: this.options.secret.path, namespace: this.options.namespace ?? null }, 'reading the KEK from Vault KV v2');
+    await this.poll();
+  }
+
+  protected async stopSource(): Promise<void> {
+    clearTimeout(this.pollTimer);
+    this.http.close();
+    await this.pollRunning;
+  }
+
+  private async poll(): Promise<void> {
+    this.pollRunning = this.refresh();
+    try {
+      await this.pollRunning;
+    } finally {
+      this.pollRunning = undefined;
+      this.schedulePoll();
+    }
+  }
+
+  private schedulePoll(): void {
+    if (this.stopped) return;
+    const delayMs = this.currentKeyring() ? this.options.pollIntervalMs : Math.min(this.options.pollIntervalMs, MAX_RETRY_BEFORE_FIRST_LOAD_MS);
+    this.pollTimer = setTimeout(() => void this.poll(), delayMs);
+    // The HTTP server keeps the process alive; a poll alone must not.
+    this.pollTimer.unref();
+  }
+
+  /** One metadata read; fetches the current version when it changed; prunes versions Vault dropped. */
+  private async refresh(): Promise<void> {
+    const secret = this.options.secret;
+    try {
+      const metadata = await readKvMetadata(this.http, secret);
+      const current = metadata.currentVersion;
+      const currentState = metadata.versions.get(current);
+      if (current === 0 || currentState === undefined) throw new KeySourceLoadError('not_found', `Vault's ${secret.mount}/${secret.path} has no current version`);
+      const pruned = this.pruneGoneVersions(metadata.versions);
+      if (currentState.deleted || currentState.destroyed) {
+        this.currentVersion = undefined;
+        this.withdrawKeyring(new KeySourceLoadError('deleted', `the current version ${current} of ${secret.mount}/${secret.path} is ${describeGone(currentState)} in Vault; no KEK will encrypt or decrypt under it (write a new version, or undelete it)`));
+        return;
+      }
+      if (!this.keksByVersion.has(current)) {
+        this.keksByVersion.set(current, await this.fetchLiveVersion(current));
+      }
+      if (this.currentVersion !== current || pruned > 0 || this.currentKeyring() === undefined) {
+        this.currentVersion = current;
+        this.installKeyring(keyringFromVersions(this.keksByVersion, current), { vaultVersion: current });
+      } else {
+        this.markHealthy();
+      }
+    } catch (error) {
+      this.recordFailure(error);
+    }
+  }
+
+  /** Drops cached versions that Vault reports deleted, destroyed, or no longer lists (max_versions). */
+  private pruneGoneVersions(versions: ReadonlyMap<number, KvVersionState>): number {
+    let pruned = 0;
+    for (const [version, kek] of this.keksByVersion) {
+      const state = versions.get(version);
+      if (state && !state.deleted && !state.destroyed) continue;
+      this.keksByVersion.delete(version);
+      pruned += 1;
+      this.logger.warn({ vaultVersion: version, kekId: kek.kekId, vaultState: state ? describeGone(state) : 'removed' }, 'a KEK version is gone from Vault; it leaves the keyring and rows under it fail closed');
+    }
+    return pruned;
+  }
+
+  protected override async fetchMissingKek(kekId: string, versionLabel: number | null): Promise<Keyring> {
+    const secret = this.options.secret;
+    if (versionLabel === null) throw new KekUnavailableError(`KEK ${kekId} is not in the keyring, and the row names no Vault version to fetch`, kekId);
+    if (this.currentVersion === undefined) throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
+    const where = `Vault version ${versionLabel} of ${secret.mount}/${secret.path}`;
+    let kek = this.keksByVersion.get(versionLabel);
+    if (kek === undefined) {
+      try {
+        kek = await this.fetchLiveVersion(versionLabel);
+      } catch (error) {
+        const detail = error instanceof KeySourceLoadError ? error.message : 'unexpected error';
+        throw new KekUnavailableError(`KEK ${kekId}: ${where} is unavailable: ${detail}`, kekId);
+      }
+    }
+    // A version number is only a hint stored beside the row; the key must be the one the row was sealed under.
+    if (kek.kekId !== kekId) throw new KekUnavailableError(`KEK ${kekId}: ${where} holds a different key (${kek.kekId}); refusing it`, kekId);
+    if (this.currentVersion === undefined || this.stopped) throw new KekUnavailableError(`KEK ${kekId}: the vault key source lost its keyring while fetching`, kekId);
+    this.keksByVersion.set(versionLabel, kek);
+    this.installKeyring(keyringFromVersions(this.keksByVersion, this.currentVersion), { vaultVersion: this.currentVersion, fetchedVaultVersion: versionLabel });
+    const keyring = this.currentKeyring();
+    if (keyring === undefined) throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
+    return keyring;
+  }
+
+  /** One fetch per version at a time: a burst of rows under one old version makes one Vault call. */
+  private fetchLiveVersion(version: number): Promise<KeyEncryptionKey> {
+    let fetch = this.fetchesInFlight.get(version);
+    if (fetch === undefined) {
+      fetch = (async () => {
+        const read = await readKvKek(this.http, this.options.secret, version);
+        if (read.outcome === 'gone') {
+          throw new KeySourceLoadError('deleted', `${this.options.secret.mount}/${this.options.secret.path} version ${version} is ${describeGone(read.state)} in Vault`);
+        }
+        return read.kek;
+      })().finally(() => this.fetchesInFlight.delete(version));
+      this.fetchesInFlight.set(version, fetch);
+    }
+    return fetch;
+  }
+}
+
+function describeGone(state: KvVersionState): string {
+  return state.destroyed ? 'destroyed' : state.deleted ? 'deleted' : 'live';
+}

@@ -1,0 +1,295 @@
+/**
+ * A STAND-IN FOR HASHICORP VAULT, for tests only. It is NOT Vault and does no cryptography or
+ * policy checks beyond what the tests need. It answers the few routes the provsec vault key
+ * source calls, with the request and response JSON shapes of Vault's documented HTTP API:
+ *   GET  /v1/{mount}/data/{path}[?version=N]   KV v2 "read secret version"
+ *   GET  /v1/{mount}/metadata/{path}           KV v2 "read secret metadata"
+ *   POST /v1/auth/{mount}/login                Kubernetes auth login {role, jwt}
+ *   POST /v1/auth/token/renew-self             token renewal
+ * Errors come as {"errors": [...]}: 403 for a missing, unknown, revoked or expired token, 404 for
+ * an unknown path or version (a deleted or destroyed version: 404 WITH its metadata, as Vault
+ * does), 503 while "sealed". Tests drive it: write versions, delete/destroy them, seal, slow every
+ * answer, revoke tokens, and read back what was requested.
+ *
+ * mode 'server': behaves as Vault itself (X-Vault-Token required on KV routes).
+ * mode 'agent-proxy': behaves as the Vault Agent's local API proxy, which adds its own token, so
+ * clients must send none (recorded in `requests` for the tests to check).
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface KubernetesAuthStandIn {
+  readonly mount: string;
+  readonly role: string;
+  /** The service-account JWT the login must present. */
+  readonly jwt: string;
+  /** lease_duration of issued tokens, whole seconds as in Vault. */
+  readonly tokenTtlSeconds: number;
+  readonly renewable: boolean;
+}
+
+export interface VaultStandInOptions {
+  readonly mode: 'server' | 'agent-proxy';
+  readonly kubernetes?: KubernetesAuthStandIn;
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly version: string | null;
+  readonly vaultToken: string | undefined;
+  readonly vaultNamespace: string | undefined;
+  readonly status: number;
+}
+
+interface StoredVersion {
+  readonly data: Record<string, string>;
+  readonly createdTime: string;
+  deletionTime: string;
+  destroyed: boolean;
+}
+
+interface StoredSecret {
+  readonly createdTime: string;
+  updatedTime: string;
+  readonly versions: Map<number, StoredVersion>;
+  currentVersion: number;
+}
+
+interface IssuedToken {
+  readonly accessor: string;
+  expiresAtMs: number;
+  revoked: boolean;
+}
+
+type Answer = { status: number; body: unknown };
+
+export class VaultStandIn {
+  readonly requests: RecordedRequest[] = [];
+  /** Successful Kubernetes logins. */
+  logins = 0;
+  /** Successful renew-self calls. */
+  renewals = 0;
+  private readonly secrets = new Map<string, StoredSecret>();
+  private readonly tokens = new Map<string, IssuedToken>();
+  private sealed = false;
+  private responseDelayMs = 0;
+  private readonly pendingTimers = new Set<NodeJS.Timeout>();
+
+  private readonly server: Server;
+  private port = 0;
+
+  private constructor(private readonly options: VaultStandInOptions) {
+    this.server = createServer((req, res) => void this.handle(req, res));
+  }
+
+  static async start(options: VaultStandInOptions): Promise<VaultStandIn> {
+    const standIn = new VaultStandIn(options);
+    await new Promise<void>((resolve) => standIn.server.listen(0, '127.0.0.1', resolve));
+    standIn.port = (standIn.server.address() as AddressInfo).port;
+    return standIn;
+  }
+
+  /** VAULT_ADDR for the source under test. */
+  get address(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.pendingTimers) clearTimeout(timer);
+    this.pendingTimers.clear();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Like `vault kv put mount/path field=value`: returns the new version number. */
+  writeSecret(mount: string, path: string, data: Record<string, string>): number {
+    const key = `${mount}/${path}`;
+    const now = new Date().toISOString();
+    const secret = this.secrets.get(key) ?? { createdTime: now, updatedTime: now, versions: new Map(), currentVersion: 0 };
+    this.secrets.set(key, secret);
+    secret.currentVersion += 1;
+    secret.updatedTime = now;
+    secret.versions.set(secret.currentVersion, { data: { ...data }, createdTime: now, deletionTime: '', destroyed: false });
+    return secret.currentVersion;
+  }
+
+  /** Like `vault kv delete -versions=N` (soft delete; `at` in the future mimics delete_version_after). */
+  deleteVersion(mount: string, path: string, version: number, at: Date = new Date()): void {
+    this.version(mount, path, version).deletionTime = at.toISOString();
+  }
+
+  /** Like `vault kv destroy -versions=N`: the data is gone for good. */
+  destroyVersion(mount: string, path: string, version: number): void {
+    this.version(mount, path, version).destroyed = true;
+  }
+
+  seal(): void {
+    this.sealed = true;
+  }
+
+  unseal(): void {
+    this.sealed = false;
+  }
+
+  /** Every answer waits this long (a slow or overloaded Vault). */
+  setResponseDelayMs(delayMs: number): void {
+    this.responseDelayMs = delayMs;
+  }
+
+  /** Like `vault token revoke` on every token issued so far: the next use gets 403. */
+  revokeAllTokens(): void {
+    for (const token of this.tokens.values()) token.revoked = true;
+  }
+
+  requestsTo(pathPart: string): RecordedRequest[] {
+    return this.requests.filter((request) => request.path.includes(pathPart));
+  }
+
+  private version(mount: string, path: string, version: number): StoredVersion {
+    const stored = this.secrets.get(`${mount}/${path}`)?.versions.get(version);
+    if (!stored) throw new Error(`stand-in: no version ${version} at ${mount}/${path}`);
+    return stored;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const requestBody = await readBody(req);
+    const answer = this.route(req.method ?? 'GET', url, header(req, 'x-vault-token'), requestBody);
+    this.requests.push({
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      version: url.searchParams.get('version'),
+      vaultToken: header(req, 'x-vault-token'),
+      vaultNamespace: header(req, 'x-vault-namespace'),
+      status: answer.status,
+    });
+    const send = () => {
+      if (res.destroyed) return;
+      res.writeHead(answer.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(answer.body));
+    };
+    if (this.responseDelayMs <= 0) return send();
+    const timer = setTimeout(() => {
+      this.pendingTimers.delete(timer);
+      send();
+    }, this.responseDelayMs);
+    this.pendingTimers.add(timer);
+  }
+
+  private route(method: string, url: URL, token: string | undefined, requestBody: unknown): Answer {
+    if (this.sealed) return error(503, 'Vault is sealed');
+    const path = url.pathname.replace(/^\/v1\//, '');
+    const kubernetes = this.options.kubernetes;
+    if (method === 'POST' && kubernetes && path === `auth/${kubernetes.mount}/login`) return this.login(kubernetes, requestBody);
+    if (method === 'POST' && path === 'auth/token/renew-self') return this.renewSelf(token);
+    if (method !== 'GET') return error(405, `unsupported operation`);
+    if (this.options.mode === 'server' && !this.tokenIsLive(token)) return error(403, 'permission denied');
+    const kv = /^(.+?)\/(data|metadata)\/(.+)$/.exec(path);
+    if (!kv) return error(404, `no handler for route "${path}". route entry not found.`);
+    const [, mount, kind, secretPath] = kv as unknown as [string, string, string, string];
+    const secret = this.secrets.get(`${mount}/${secretPath}`);
+    if (!secret) return { status: 404, body: { errors: [] } };
+    return kind === 'metadata' ? this.metadata(secret) : this.readVersion(secret, url.searchParams.get('version'));
+  }
+
+  private readVersion(secret: StoredSecret, versionParameter: string | null): Answer {
+    const requested = versionParameter === null || versionParameter === '0' ? secret.currentVersion : Number(versionParameter);
+    const stored = secret.versions.get(requested);
+    if (!stored) return { status: 404, body: { errors: [] } };
+    const metadata = { created_time: stored.createdTime, custom_metadata: null, deletion_time: stored.deletionTime, destroyed: stored.destroyed, version: requested };
+    const gone = stored.destroyed || (stored.deletionTime !== '' && Date.parse(stored.deletionTime) <= Date.now());
+    // Vault's answer for a deleted/destroyed version: 404, data null, metadata present.
+    return { status: gone ? 404 : 200, body: envelope({ data: gone ? null : stored.data, metadata }) };
+  }
+
+  private metadata(secret: StoredSecret): Answer {
+    const versions: Record<string, { created_time: string; deletion_time: string; destroyed: boolean }> = {};
+    for (const [number, stored] of secret.versions) versions[String(number)] = { created_time: stored.createdTime, deletion_time: stored.deletionTime, destroyed: stored.destroyed };
+    return {
+      status: 200,
+      body: envelope({
+        cas_required: false,
+        created_time: secret.createdTime,
+        current_version: secret.currentVersion,
+        custom_metadata: null,
+        delete_version_after: '0s',
+        max_versions: 0,
+        oldest_version: 0,
+        updated_time: secret.updatedTime,
+        versions,
+      }),
+    };
+  }
+
+  private login(kubernetes: KubernetesAuthStandIn, requestBody: unknown): Answer {
+    const { role, jwt } = (requestBody ?? {}) as { role?: unknown; jwt?: unknown };
+    if (typeof role !== 'string' || typeof jwt !== 'string') return error(400, 'missing role or jwt');
+    if (role !== kubernetes.role) return error(400, `invalid role name "${role}"`);
+    if (jwt !== kubernetes.jwt) return error(403, 'permission denied');
+    const clientToken = `hvs.${randomUUID().replace(/-/g, '')}`;
+    const issued: IssuedToken = { accessor: randomUUID(), expiresAtMs: Date.now() + kubernetes.tokenTtlSeconds * 1000, revoked: false };
+    this.tokens.set(clientToken, issued);
+    this.logins += 1;
+    return { status: 200, body: { ...envelope(null), auth: this.authBlock(clientToken, issued, kubernetes) } };
+  }
+
+  private renewSelf(token: string | undefined): Answer {
+    const kubernetes = this.options.kubernetes;
+    if (!kubernetes || !this.tokenIsLive(token) || token === undefined) return error(403, 'permission denied');
+    const issued = this.tokens.get(token) as IssuedToken;
+    if (!kubernetes.renewable) return error(400, 'lease is not renewable');
+    issued.expiresAtMs = Date.now() + kubernetes.tokenTtlSeconds * 1000;
+    this.renewals += 1;
+    return { status: 200, body: { ...envelope(null), auth: this.authBlock(token, issued, kubernetes) } };
+  }
+
+  private authBlock(clientToken: string, issued: IssuedToken, kubernetes: KubernetesAuthStandIn) {
+    return {
+      client_token: clientToken,
+      accessor: issued.accessor,
+      policies: ['default', 'provsec'],
+      token_policies: ['default', 'provsec'],
+      identity_policies: null,
+      metadata: { role: kubernetes.role, service_account_name: 'provsec', service_account_namespace: 'provsec', service_account_uid: 'stand-in', service_account_secret_name: '' },
+      lease_duration: kubernetes.tokenTtlSeconds,
+      renewable: kubernetes.renewable,
+      entity_id: randomUUID(),
+      token_type: 'service',
+      orphan: true,
+      mfa_requirement: null,
+      num_uses: 0,
+    };
+  }
+
+  private tokenIsLive(token: string | undefined): boolean {
+    const issued = token === undefined ? undefined : this.tokens.get(token);
+    return issued !== undefined && !issued.revoked && Date.now() < issued.expiresAtMs;
+  }
+}
+
+/** Vault's standard response wrapper. */
+function envelope(data: unknown) {
+  return { request_id: randomUUID(), lease_id: '', renewable: false, lease_duration: 0, data, wrap_info: null, warnings: null, auth: null };
+}
+
+function error(status: number, message: string): Answer {
+  return { status, body: { errors: [message] } };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  if (chunks.length === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}

@@ -122,6 +122,22 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     expect(await metricValue(h.registry, 'provsec_key_source_current_kek_info', { kek_id: v1.kekId })).toBe(1);
   });
 
+  it("ignores node-vault's environment fallbacks: VAULT_TOKEN is never sent, VAULT_NAMESPACE only via options", async () => {
+    const saved = { token: process.env.VAULT_TOKEN, namespace: process.env.VAULT_NAMESPACE };
+    process.env.VAULT_TOKEN = 'hvs.from-the-environment';
+    process.env.VAULT_NAMESPACE = 'ns-from-the-environment';
+    try {
+      const h = await harness({ before: (put) => void put() });
+      expect(h.source.status().state).toBe('ready');
+      expect(h.vault.requests.every((request) => request.vaultToken === undefined && request.vaultNamespace === undefined)).toBe(true);
+    } finally {
+      for (const [name, value] of [['VAULT_TOKEN', saved.token], ['VAULT_NAMESPACE', saved.namespace]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('follows a rotation: the new current version encrypts, the previous one stays for decryption', async () => {
     let v1!: ReturnType<Harness['put']>;
     const h = await harness({ before: (put) => (v1 = put()) });

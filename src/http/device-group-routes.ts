@@ -13,6 +13,8 @@ import { createDeviceGroupBody, groupIdSchema, listDeviceGroupsQuery, rotateSecr
 import { parseOr400 } from './validation';
 
 const DEFAULT_PAGE_SIZE = 100;
+/** Rows per query once a group-restricted caller's page needs more than the first batch. */
+const LIST_SCAN_BATCH = 1000;
 
 export function toMetadataJson(group: DeviceGroupMetadata) {
   return {
@@ -58,11 +60,20 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
     const query = parseOr400(listDeviceGroupsQuery, req.query, 'query');
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const visible = auth.policy.groupFilter(res.locals.principal, 'device-groups:read');
-    // Fetch one extra row to know whether another page follows.
-    const rows = await service.list(limit + 1, query.after);
-    const page = rows.slice(0, limit);
-    const nextCursor = rows.length > limit ? (page[page.length - 1]?.id ?? null) : null;
-    res.json({ items: page.filter((group) => visible(group.id)).map(toMetadataJson), nextCursor });
+    // Collect one visible group more than the page (so we know another page follows), scanning past
+    // groups the caller may not read: the cursor is then always a group it can see, never the id of
+    // one outside its groups.
+    const visibleGroups: DeviceGroupMetadata[] = [];
+    let after = query.after;
+    for (let batchSize = limit + 1; ; batchSize = Math.max(limit + 1, LIST_SCAN_BATCH)) {
+      const rows = await service.list(batchSize, after);
+      visibleGroups.push(...rows.filter((group) => visible(group.id)));
+      if (visibleGroups.length > limit || rows.length < batchSize) break;
+      after = rows[rows.length - 1]?.id;
+    }
+    const page = visibleGroups.slice(0, limit);
+    const nextCursor = visibleGroups.length > limit ? (page[page.length - 1]?.id ?? null) : null;
+    res.json({ items: page.map(toMetadataJson), nextCursor });
   });
 
   router.get('/v1/device-groups/:id', authorize(auth, 'device-groups:read', 'device-group.read', pathGroup), async (req: Request, res: Response) => {

@@ -107,6 +107,11 @@ describe('the service pod gets its key file from a Vault Agent sidecar', () => {
     expect(durationSeconds(annotations[`${PREFIX}template-static-secret-render-interval`]!)).toBeGreaterThanOrEqual(15);
   });
 
+  test('a Vault outage does not make the sidecar exit (an exited sidecar would take the pod out of the Service)', () => {
+    expect(annotations[`${PREFIX}template-config-exit-on-retry-failure`]).toBe('false');
+    expect(annotations[`${PREFIX}agent-auto-auth-exit-on-err`] ?? 'false').toBe('false');
+  });
+
   test('the agent has resource requests and limits', () => {
     for (const name of ['agent-requests-cpu', 'agent-requests-mem', 'agent-limits-cpu', 'agent-limits-mem']) {
       expect(annotations[`${PREFIX}${name}`]).toMatch(/^\d+(m|Mi|Gi)?$/);
@@ -138,6 +143,8 @@ describe('the Jobs', () => {
     }
     expect(jobAnnotations[`${PREFIX}role`]).toBe(serviceAnnotations[`${PREFIX}role`]);
     expect(jobAnnotations[`${PREFIX}agent-pre-populate-only`]).toBe('true');
+    // A one-off Job fails visibly instead of waiting for Vault forever.
+    expect(jobAnnotations[`${PREFIX}template-config-exit-on-retry-failure`]).toBe('true');
   });
 
   test('the migration Job never gets a Vault Agent (it needs no key) and runs under its own service account', () => {

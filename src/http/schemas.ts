@@ -9,6 +9,9 @@ export const MAX_SECRET_BYTES = 4096;
 
 export const groupIdSchema = z.string().regex(GROUP_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
 
+// Postgres text cannot hold U+0000: a NUL in a value bound for a text column would fail the query (a 500).
+const hasNoNul = (value: string) => !value.includes('\u0000');
+
 const provisionSecretSchema = z
   .string()
   .min(1, 'must not be empty')
@@ -18,7 +21,7 @@ const provisionSecretSchema = z
 
 export const createDeviceGroupBody = z.strictObject({
   id: groupIdSchema,
-  name: z.string().max(256, 'must be at most 256 characters').nullable().optional(),
+  name: z.string().max(256, 'must be at most 256 characters').refine(hasNoNul, 'must not contain NUL characters').nullable().optional(),
   provisionSecret: provisionSecretSchema,
 });
 
@@ -35,7 +38,7 @@ export const listDeviceGroupsQuery = z.strictObject({ limit: limitSchema, after:
 
 export const auditEventsQuery = z.strictObject({
   groupId: groupIdSchema.optional(),
-  actor: z.string().min(1).max(512).optional(),
+  actor: z.string().min(1).max(512).refine(hasNoNul, 'must not contain NUL characters').optional(),
   since: z.iso.datetime({ offset: true, message: 'must be an RFC 3339 date-time' }).optional(),
   limit: limitSchema,
   after: z.string().regex(/^\d{1,18}$/, 'must be a cursor from a previous page').optional(),

@@ -9,6 +9,7 @@ import type { Principal } from '../auth';
 import type { ServiceMetrics } from '../metrics/service-metrics';
 import { actorOf } from './auth-middleware';
 import { problems, sendProblem } from './problem';
+import { GROUP_ID_PATTERN } from './schemas';
 
 export interface SecretReadRateLimiter {
   readonly middleware: RequestHandler;
@@ -32,7 +33,8 @@ export function createSecretReadRateLimiter(options: { perMinute: number }, deps
       const retryAfterSeconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + optionsUsed.windowMs) - Date.now()) / 1000));
       deps.metrics.authFailures.inc({ reason: 'rate_limited' });
       deps.metrics.secretReads.inc({ outcome: 'denied' });
-      const groupId = typeof req.params.id === 'string' ? req.params.id.slice(0, 128) : null;
+      // The raw path id is not validated yet (that happens in the handler): audit only a well-formed one.
+      const groupId = typeof req.params.id === 'string' && GROUP_ID_PATTERN.test(req.params.id) ? req.params.id : null;
       await deps.audit.record({ ...actorOf(req, res), action: 'provision-secret.read', groupId, secretVersion: null, kekId: null, outcome: 'denied', reason: 'rate_limited' });
       sendProblem(res, problems.tooManyRequests(retryAfterSeconds));
     },

@@ -61,7 +61,15 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
 
   /** Same id again: a retry with the same secret gets the existing group, anything else a 409. */
   async function resolveExisting(existing: StoredDeviceGroup, secret: Uint8Array, actor: Actor): Promise<CreateResult> {
-    const stored = await openStored(existing);
+    let stored: Uint8Array;
+    try {
+      stored = await openStored(existing);
+    } catch (error) {
+      // The stored secret was opened and failed (tampered, or its KEK is gone): on record, as a failed read is.
+      const reason = error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error';
+      await audit.record(event(actor, { action: 'device-group.create', groupId: existing.id, outcome: 'error', reason, secretVersion: existing.secretVersion, kekId: existing.kekId }));
+      throw error;
+    }
     try {
       if (!secretsEqual(stored, secret)) {
         await audit.record(event(actor, { action: 'device-group.create', groupId: existing.id, outcome: 'denied', reason: 'id_conflict', secretVersion: existing.secretVersion, kekId: existing.kekId }));

@@ -1,5 +1,5 @@
 /**
- * Every attack in /work/shared/reference/jwt-attacks.txt, end to end over HTTP against the secret
+ * Every attack in test/fixtures/reference/jwt-attacks.txt, end to end over HTTP against the secret
  * read route: a 401 with `WWW-Authenticate: Bearer` and the same generic body whatever went wrong,
  * no data, the specific reason in the audit log, the metric and the log (never the token itself).
  * The verifier's own unit tests are in test/auth; this proves the HTTP layer wires them in.

@@ -1,5 +1,5 @@
 /**
- * Every attack in /work/shared/reference/jwt-attacks.txt, one test each, against the real verifier
+ * Every attack in test/fixtures/reference/jwt-attacks.txt, one test each, against the real verifier
  * with real keys. Each must be refused with an AuthenticationError whose reason says why.
  */
 import { createPublicKey } from 'node:crypto';

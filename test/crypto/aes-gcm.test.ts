@@ -23,7 +23,7 @@ interface WycheproofAeadGroup {
   tests: WycheproofAeadCase[];
 }
 
-const WYCHEPROOF_FILE = join(__dirname, '../../../shared/reference/wycheproof/aes_gcm_test.json');
+const WYCHEPROOF_FILE = join(__dirname, '../fixtures/reference/wycheproof/aes_gcm_test.json');
 const EXPECTED_CASE_COUNT = 66; // the reference README's count for 256-bit keys and 96-bit IVs
 
 const groups = (JSON.parse(readFileSync(WYCHEPROOF_FILE, 'utf8')) as { testGroups: WycheproofAeadGroup[] }).testGroups;

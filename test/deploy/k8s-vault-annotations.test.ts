@@ -1,13 +1,13 @@
 /**
  * The Vault Agent injector annotations: every key is one the injector accepts (the list read from
- * hashicorp/vault-k8s in ../shared/reference), and their values give what the service needs: a
+ * hashicorp/vault-k8s, vendored in test/fixtures/reference), and their values give what the service needs: a
  * key file in the keyring form, readable only by the service's group, kept current by a sidecar.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { at, findObject, K8S_ROOT, loadManifestFile, REPO_ROOT, yamlFilesUnder, type KubeObject } from './support/manifests';
 
-const REFERENCE = join(REPO_ROOT, '..', 'shared', 'reference', 'vault-injector-annotations.txt');
+const REFERENCE = join(REPO_ROOT, 'test', 'fixtures', 'reference', 'vault-injector-annotations.txt');
 const PREFIX = 'vault.hashicorp.com/';
 const SECRET_NAME = 'provisioning-key';
 

@@ -5,6 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { toStored, type StoredDeviceGroup } from '../store/device-group-store';
+import { AUDIT_INSERT_COLUMNS as INSERT_COLUMNS } from './audit-sql';
 
 export type AuditAction =
   | 'device-group.create'
@@ -61,8 +62,6 @@ interface AuditRow {
   reason: string | null;
   client_address: string | null;
 }
-
-const INSERT_COLUMNS = 'request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address';
 
 function insertParameters(event: AuditEventInput): unknown[] {
   return [event.requestId, event.actorIssuer, event.actorSubject, event.action, event.groupId, event.secretVersion, event.kekId, event.outcome, event.reason, event.clientAddress];

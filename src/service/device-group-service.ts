@@ -89,14 +89,14 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
         const existing = await store.find(input.id);
         if (existing) return await resolveExisting(existing, secret, actor);
         const sealed = sealSecret(secret, { groupId: input.id, secretVersion: 1 }, currentKeyring());
-        const group = await store.insert({ id: input.id, name: input.name, sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel } });
+        // The row and its audit record are written in one statement: both or neither.
+        const group = await store.insert({ id: input.id, name: input.name, sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel } }, actor);
         if (!group) {
           // A concurrent creation of the same id won between our find and insert.
           const winner = await store.find(input.id);
           if (!winner) throw new DeviceGroupConflictError(`device group ${input.id} changed concurrently; retry`);
           return await resolveExisting(winner, secret, actor);
         }
-        await audit.record(event(actor, { action: 'device-group.create', groupId: group.id, outcome: 'ok', secretVersion: group.secretVersion, kekId: group.kekId }));
         return { created: true, group };
       } finally {
         secret.fill(0);
@@ -153,22 +153,20 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
       } finally {
         secret.fill(0);
       }
-      const group = await store.replaceSecret(id, current.secretVersion, { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel });
+      const group = await store.replaceSecret(id, current.secretVersion, { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel }, actor);
       if (!group) {
         await audit.record(event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'denied', reason: 'concurrent_change', secretVersion: current.secretVersion }));
         throw new DeviceGroupConflictError(`device group ${id} was changed or deleted concurrently; retry`);
       }
-      await audit.record(event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'ok', secretVersion: group.secretVersion, kekId: group.kekId }));
       return group;
     },
 
     async delete(id: string, actor: Actor): Promise<void> {
-      const deleted = await store.delete(id);
+      const deleted = await store.delete(id, actor);
       if (!deleted) {
         await audit.record(event(actor, { action: 'device-group.delete', groupId: id, outcome: 'error', reason: 'not_found' }));
         throw new DeviceGroupNotFoundError(id);
       }
-      await audit.record(event(actor, { action: 'device-group.delete', groupId: id, outcome: 'ok', secretVersion: deleted.secretVersion, kekId: deleted.kekId }));
     },
   };
 }

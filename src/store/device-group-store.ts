@@ -2,9 +2,11 @@
  * SQL access to the provsec columns of `ota_groups`. It knows SQL, not HTTP, and never sees a
  * plaintext secret: it stores and returns sealed envelopes with their KEK id and versions.
  * Rows without an envelope (groups that existed before provsec) are invisible to the API until a
- * secret is stored for them.
+ * secret is stored for them. Every change is written in one statement together with its audit
+ * record (a data-modifying CTE): if the audit insert fails, the change does not happen.
  */
 import type { Pool } from 'pg';
+import { auditCte, auditStampParameters, type AuditStamp } from '../audit/audit-sql';
 
 export interface DeviceGroupMetadata {
   readonly id: string;
@@ -55,18 +57,21 @@ export function createDeviceGroupStore(pool: Pool) {
      * outside provsec) is adopted; a row that already has a secret is left untouched.
      * Returns the stored metadata, or undefined when the id already holds a secret.
      */
-    async insert(group: { id: string; name: string | null; sealed: SealedRow }): Promise<DeviceGroupMetadata | undefined> {
+    async insert(group: { id: string; name: string | null; sealed: SealedRow }, stamp: AuditStamp): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
-        `INSERT INTO ota_groups (id, name, provision_secret_envelope, kek_id, kek_version, secret_version)
-         VALUES ($1, $2, $3, $4, $5, 1)
-         ON CONFLICT (id) DO UPDATE
-           SET name = COALESCE(EXCLUDED.name, ota_groups.name),
-               provision_secret_envelope = EXCLUDED.provision_secret_envelope,
-               kek_id = EXCLUDED.kek_id, kek_version = EXCLUDED.kek_version,
-               secret_version = 1, updated_at = now()
-           WHERE ota_groups.provision_secret_envelope IS NULL
-         RETURNING ${METADATA_COLUMNS}`,
-        [group.id, group.name, group.sealed.envelope, group.sealed.kekId, group.sealed.kekVersion],
+        `WITH written AS (
+           INSERT INTO ota_groups (id, name, provision_secret_envelope, kek_id, kek_version, secret_version)
+           VALUES ($1, $2, $3, $4, $5, 1)
+           ON CONFLICT (id) DO UPDATE
+             SET name = COALESCE(EXCLUDED.name, ota_groups.name),
+                 provision_secret_envelope = EXCLUDED.provision_secret_envelope,
+                 kek_id = EXCLUDED.kek_id, kek_version = EXCLUDED.kek_version,
+                 secret_version = 1, updated_at = now()
+             WHERE ota_groups.provision_secret_envelope IS NULL
+           RETURNING ${METADATA_COLUMNS}
+         ), ${auditCte('written', 'device-group.create', null, 6)}
+         SELECT * FROM written`,
+        [group.id, group.name, group.sealed.envelope, group.sealed.kekId, group.sealed.kekVersion, ...auditStampParameters(stamp)],
       );
       const row = result.rows[0];
       return row ? toMetadata(row) : undefined;
@@ -93,14 +98,17 @@ export function createDeviceGroupStore(pool: Pool) {
      * Replaces the secret if the row is still at `expectedSecretVersion` (optimistic: a concurrent
      * rotation or deletion wins, and this returns undefined instead of clobbering it).
      */
-    async replaceSecret(id: string, expectedSecretVersion: number, sealed: SealedRow): Promise<DeviceGroupMetadata | undefined> {
+    async replaceSecret(id: string, expectedSecretVersion: number, sealed: SealedRow, stamp: AuditStamp): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
-        `UPDATE ota_groups
-            SET provision_secret_envelope = $3, kek_id = $4, kek_version = $5,
-                secret_version = secret_version + 1, updated_at = now()
-          WHERE id = $1 AND secret_version = $2 AND provision_secret_envelope IS NOT NULL
-          RETURNING ${METADATA_COLUMNS}`,
-        [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion],
+        `WITH written AS (
+           UPDATE ota_groups
+              SET provision_secret_envelope = $3, kek_id = $4, kek_version = $5,
+                  secret_version = secret_version + 1, updated_at = now()
+            WHERE id = $1 AND secret_version = $2 AND provision_secret_envelope IS NOT NULL
+            RETURNING ${METADATA_COLUMNS}
+         ), ${auditCte('written', 'provision-secret.rotate', null, 6)}
+         SELECT * FROM written`,
+        [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion, ...auditStampParameters(stamp)],
       );
       const row = result.rows[0];
       return row ? toMetadata(row) : undefined;
@@ -110,10 +118,13 @@ export function createDeviceGroupStore(pool: Pool) {
      * Deletes the group's row, wrapped data key included. Returns the deleted metadata, or
      * undefined when there was no such group.
      */
-    async delete(id: string): Promise<DeviceGroupMetadata | undefined> {
+    async delete(id: string, stamp: AuditStamp): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
-        `DELETE FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL RETURNING ${METADATA_COLUMNS}`,
-        [id],
+        `WITH written AS (
+           DELETE FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL RETURNING ${METADATA_COLUMNS}
+         ), ${auditCte('written', 'device-group.delete', null, 2)}
+         SELECT * FROM written`,
+        [id, ...auditStampParameters(stamp)],
       );
       const row = result.rows[0];
       return row ? toMetadata(row) : undefined;

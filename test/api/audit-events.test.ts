@@ -191,3 +191,25 @@ describe('the audit record comes before the plaintext', () => {
     expect(res.body.provisionSecret).toBe('ps-audit-guarded');
   });
 });
+
+describe('a change and its audit record commit together', () => {
+  const BLOCK_CHANGES = `ALTER TABLE audit_events ADD CONSTRAINT test_block_changes CHECK (action NOT IN ('device-group.create', 'provision-secret.rotate', 'device-group.delete')) NOT VALID`;
+  const snapshot = async () => (await svc.pool.query('SELECT id, name, secret_version, kek_id, provision_secret_envelope FROM ota_groups ORDER BY id')).rows;
+
+  beforeAll(async () => {
+    await api.post('/v1/device-groups', { id: 'audit.atomic', provisionSecret: 'ps-audit-atomic' }, { as: MANAGEMENT });
+    await svc.pool.query(BLOCK_CHANGES);
+  });
+  afterAll(() => svc.pool.query('ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS test_block_changes'));
+
+  test.each([
+    ['create', () => api.post('/v1/device-groups', { id: 'audit.atomic-new', provisionSecret: 'ps-audit-new' }, { as: MANAGEMENT })],
+    ['rotate', () => api.put(groupPath('audit.atomic', '/provision-secret'), { provisionSecret: 'ps-audit-atomic-2' }, { as: MANAGEMENT })],
+    ['delete', () => api.delete(groupPath('audit.atomic'), { as: MANAGEMENT })],
+  ])('when its audit record cannot be written, a %s fails and changes nothing', async (_name, call) => {
+    const before = await snapshot();
+    const res = await call();
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    expect(await snapshot()).toEqual(before);
+  });
+});

@@ -2,7 +2,7 @@
  * The HTTP listener and its graceful stop: refuse new connections, let in-flight requests finish
  * (bounded by the drain timeout), then cut whatever is left.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
 
@@ -19,13 +19,15 @@ export async function listen(handler: RequestListener, options: { host: string; 
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
-  let inFlight = 0;
+  const inFlight = new Set<ServerResponse>();
+  let closing = false;
   const idleWaiters: Array<() => void> = [];
   server.on('request', (_req, res) => {
-    inFlight += 1;
+    inFlight.add(res);
+    if (closing) res.setHeader('Connection', 'close');
     res.on('close', () => {
-      inFlight -= 1;
-      if (inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
+      inFlight.delete(res);
+      if (inFlight.size === 0) idleWaiters.splice(0).forEach((wake) => wake());
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -38,10 +40,14 @@ export async function listen(handler: RequestListener, options: { host: string; 
   const port = (server.address() as AddressInfo).port;
 
   async function close(drainTimeoutMs: number): Promise<boolean> {
+    closing = true;
+    // Requests still running answer with Connection: close, so no client sends another request on a
+    // kept-alive connection that closeAllConnections() is about to cut (it would see ECONNRESET).
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Keep-alive connections with no request in flight would otherwise hold close() open.
     server.closeIdleConnections();
-    const drained = inFlight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)));
+    const drained = inFlight.size === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), drainTimeoutMs);

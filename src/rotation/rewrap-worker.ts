@@ -28,12 +28,16 @@ export function createRewrapWorker(
   async function pass(): Promise<void> {
     if (!deps.keys.currentKeyring()) return;
     const startedAt = Date.now();
-    const result = await rewrapAll(deps, { batchSize: options.batchSize, shouldStop: () => stopping });
+    // One lane and crypto on this thread (in slices): a replica keeps serving while it rewraps.
+    const result = await rewrapAll(deps, { batchSize: options.batchSize, concurrency: 1, shouldStop: () => stopping });
     if (result.rewrapped > 0 || result.failed > 0) {
       const seconds = (Date.now() - startedAt) / 1000;
       deps.logger.info({ rewrapped: result.rewrapped, failed: result.failed, remaining: result.remaining, rowsPerSecond: Math.round(result.rewrapped / Math.max(seconds, 0.001)) }, 'rewrap pass finished');
     }
-    if (result.failed > 0) deps.logger.error({ failures: result.failures.slice(0, 20) }, 'some rows could not be rewrapped; they stay readable only while their KEK is present');
+    for (const kek of result.unavailableKeks) {
+      deps.logger.error({ kekId: kek.kekId, rows: kek.rows }, 'rows are under a KEK the key source does not hold; they stay unreadable until it is back');
+    }
+    if (result.failures.length > 0) deps.logger.error({ failures: result.failures.slice(0, 20) }, 'some rows could not be rewrapped; they stay readable only while their KEK is present');
   }
 
   function runOnce(): Promise<void> {

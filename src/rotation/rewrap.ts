@@ -1,156 +1,235 @@
 /**
  * Rewrap: move every stored data key to the current KEK without decrypting any secret.
- * Invariants: a batch is claimed with FOR UPDATE SKIP LOCKED and written in the same transaction,
- * so it is all-or-nothing, two workers never rewrap one row, and an API rotation or deletion of a
- * claimed row waits for the commit instead of being clobbered (and a deleted row is never revived:
- * rewrap only UPDATEs). Each row is rewrapped under the binding context it was sealed for, so a
- * row whose envelope does not belong to it fails here exactly as it would on read.
+ * Invariants: each batch is claimed FOR UPDATE SKIP LOCKED and written in the same transaction
+ * (rewrap-batch.ts), so it is all-or-nothing, two workers never rewrap one row, an API rotation
+ * or deletion of a claimed row waits for the commit instead of being clobbered, and a deleted row
+ * is never revived (rewrap only UPDATEs). Each row is rewrapped under the binding context it was
+ * sealed for, so a row whose envelope does not belong to it fails here exactly as it would on read.
+ *
+ * How a run ends: a first pass skips rows other workers hold (no double work); later passes wait
+ * for those locks (bounded by lockTimeoutMs) and look again, so "nothing left" is a certainty
+ * rather than "nothing I could see", and rows written under an old KEK by a replica that had not
+ * yet loaded the new keyring are picked up too.
  */
-import type { Pool, PoolClient } from 'pg';
-import { CryptoError, rewrapEnvelope, type Keyring } from '../crypto';
+import type { Pool } from 'pg';
+import { KekUnavailableError, type Keyring } from '../crypto';
 import type { KeySource } from '../keys/key-source';
+import { runRewrapBatch, runRewrapBatchOnPool, type RewrapBatchReport, type RewrapFailure } from './rewrap-batch';
+import { inThreadRewrapCrypto, type RewrapCrypto } from './rewrap-rows';
+import { countRowsToRewrap, pendingKeks, type ClaimMode, type PendingKek } from './rewrap-store';
+import { createThreadedRewrapCrypto } from './rewrap-thread-pool';
 
-export interface RewrapBatchResult {
-  /** Rows moved to the current KEK. */
-  readonly rewrapped: number;
-  /** Rows claimed but left as they were, with the reason (KEK missing, envelope damaged). */
-  readonly failed: ReadonlyArray<{ readonly groupId: string; readonly reason: string }>;
-  /** The greatest id claimed, the cursor for the next batch. */
-  readonly lastId: string | undefined;
-}
+export { countRowsToRewrap } from './rewrap-store';
+export type { RewrapBatchReport, RewrapFailure } from './rewrap-batch';
 
 export interface RewrapDeps {
   readonly pool: Pick<Pool, 'connect' | 'query'>;
   readonly keys: Pick<KeySource, 'currentKeyring' | 'keyringFor'>;
 }
 
-interface ClaimedRow {
-  id: string;
-  secret_version: number;
-  kek_id: string;
-  kek_version: number | null;
-  provision_secret_envelope: Buffer;
-}
-
 export class NoKeyringError extends Error {
   override readonly name = 'NoKeyringError';
 }
 
-/** Rows still under a KEK other than the current one (what is left to do). */
-export async function countRowsToRewrap(pool: Pick<Pool, 'query'>, currentKekId: string): Promise<number> {
-  const result = await pool.query<{ n: string }>('SELECT count(*) AS n FROM ota_groups WHERE kek_id IS NOT NULL AND kek_id <> $1', [currentKekId]);
-  return Number(result.rows[0]?.n ?? 0);
-}
-
-/**
- * Claims up to `batchSize` rows not under the current KEK with ids after `afterId`, rewraps them
- * and commits. Rows another worker holds are skipped, not waited for.
- */
-export async function rewrapBatch(deps: RewrapDeps, options: { batchSize: number; afterId?: string }): Promise<RewrapBatchResult> {
-  const keyring = deps.keys.currentKeyring();
-  if (!keyring) throw new NoKeyringError('no keyring is loaded; nothing can be rewrapped');
-  const currentKekId = keyring.current.kekId;
-  const client = await deps.pool.connect();
-  try {
-    await client.query('BEGIN');
-    const claimed = await client.query<ClaimedRow>(
-      `SELECT id, secret_version, kek_id, kek_version, provision_secret_envelope
-         FROM ota_groups
-        WHERE kek_id IS NOT NULL AND kek_id <> $1 AND ($2::text IS NULL OR id > $2)
-        ORDER BY id
-        LIMIT $3
-        FOR UPDATE SKIP LOCKED`,
-      [currentKekId, options.afterId ?? null, options.batchSize],
-    );
-    const ids: string[] = [];
-    const envelopes: Buffer[] = [];
-    const failed: Array<{ groupId: string; reason: string }> = [];
-    const keyringsByKek = new Map<string, Keyring>();
-    for (const row of claimed.rows) {
-      try {
-        let rowKeyring = keyringsByKek.get(row.kek_id);
-        if (!rowKeyring) {
-          rowKeyring = await deps.keys.keyringFor(row.kek_id, row.kek_version);
-          keyringsByKek.set(row.kek_id, rowKeyring);
-        }
-        // The keyring for an old KEK must still wrap under the same current KEK as the claim.
-        if (rowKeyring.current.kekId !== currentKekId) throw new NoKeyringError('the current KEK changed during the batch');
-        const sealed = rewrapEnvelope(row.provision_secret_envelope, { groupId: row.id, secretVersion: row.secret_version }, rowKeyring);
-        ids.push(row.id);
-        envelopes.push(Buffer.from(sealed.envelope.buffer, sealed.envelope.byteOffset, sealed.envelope.byteLength));
-      } catch (error) {
-        if (error instanceof NoKeyringError) throw error;
-        failed.push({ groupId: row.id, reason: error instanceof CryptoError ? error.code : 'internal_error' });
-        if (!(error instanceof CryptoError)) throw error;
-      }
-    }
-    if (ids.length > 0) await writeRewrapped(client, ids, envelopes, currentKekId, keyring.current.versionLabel);
-    await client.query('COMMIT');
-    return { rewrapped: ids.length, failed, lastId: claimed.rows[claimed.rows.length - 1]?.id };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
-/** One statement for the whole batch: the rows are locked by this transaction, so nothing races. */
-async function writeRewrapped(client: PoolClient, ids: string[], envelopes: Buffer[], kekId: string, kekVersion: number | null): Promise<void> {
-  await client.query(
-    `UPDATE ota_groups AS g
-        SET provision_secret_envelope = u.envelope, kek_id = $3, kek_version = $4
-       FROM unnest($1::text[], $2::bytea[]) AS u(id, envelope)
-      WHERE g.id = u.id`,
-    [ids, envelopes, kekId, kekVersion],
-  );
+/** Rows per KEK that could not even be claimed: the source does not hold that KEK. */
+export interface UnavailableKek {
+  readonly kekId: string;
+  readonly rows: number;
+  readonly reason: string;
 }
 
 export interface RewrapProgress {
   readonly rewrapped: number;
+  /** Rows that could not be rewrapped: damaged envelopes, and rows under KEKs the source lacks. */
   readonly failed: number;
   /** Rows under old KEKs when the run started (an estimate; API writes change it). */
   readonly total: number;
 }
 
+export interface RewrapTimings {
+  /** Wall time summed over batches; with several lanes the phases overlap. */
+  readonly claimMs: number;
+  readonly cryptoMs: number;
+  readonly writeMs: number;
+  readonly commitMs: number;
+  readonly batches: number;
+}
+
 export interface RewrapRunResult extends RewrapProgress {
   /** Rows still under a non-current KEK after the run: 0 means the rotation is complete. */
   readonly remaining: number;
-  readonly failures: ReadonlyArray<{ readonly groupId: string; readonly reason: string }>;
+  /** Up to MAX_REPORTED_FAILURES rows that failed, with the reason. */
+  readonly failures: readonly RewrapFailure[];
+  readonly unavailableKeks: readonly UnavailableKek[];
+  /** true when shouldStop ended the run early. */
+  readonly stopped: boolean;
+  readonly timings: RewrapTimings;
+}
+
+export interface RewrapOptions {
+  /** Rows per batch (per transaction). */
+  readonly batchSize: number;
+  /** Batches in flight at once, each on its own connection: one is in Postgres while another is rewrapped. Default 1. */
+  readonly concurrency?: number;
+  /** Worker threads for the crypto; 0 (default) rewraps on the calling thread. Needs the compiled build. */
+  readonly cryptoThreads?: number;
+  /** How long a waiting pass waits for a row another worker holds. Default 10 000. */
+  readonly lockTimeoutMs?: number;
+  readonly onProgress?: (progress: RewrapProgress) => void;
+  readonly onBatch?: (report: RewrapBatchReport) => void;
+  readonly shouldStop?: () => boolean;
+}
+
+const MAX_REPORTED_FAILURES = 100;
+/** Distinct failed rows remembered (so a retried row is not counted twice); beyond it, counted only. */
+const MAX_REMEMBERED_FAILED_ROWS = 100_000;
+/** One skipping pass, then waiting passes until one rewraps nothing (bounded, for lagging writers). */
+const MAX_PASSES = 6;
+const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
+
+function currentKeyringOf(keys: RewrapDeps['keys']): Keyring {
+  const keyring = keys.currentKeyring();
+  if (!keyring) throw new NoKeyringError('no keyring is loaded; nothing can be rewrapped');
+  return keyring;
 }
 
 /**
- * Rewraps until a pass finds nothing left to claim. Sweeps in id order with a cursor; a second
- * sweep from the start picks up rows that were locked by someone else during the first.
+ * Claims up to `batchSize` rows under `fromKekId` (ids after `afterId`), rewraps them to the current
+ * KEK and commits, on a connection of its own. Rows another worker holds are skipped, not waited for.
  */
-export async function rewrapAll(
+export async function rewrapBatch(
   deps: RewrapDeps,
-  options: { batchSize: number; onProgress?: (progress: RewrapProgress) => void; shouldStop?: () => boolean },
-): Promise<RewrapRunResult> {
-  const keyring = deps.keys.currentKeyring();
-  if (!keyring) throw new NoKeyringError('no keyring is loaded; nothing can be rewrapped');
-  const total = await countRowsToRewrap(deps.pool, keyring.current.kekId);
+  options: { fromKekId: string; batchSize: number; afterId?: string; crypto?: RewrapCrypto },
+): Promise<RewrapBatchReport> {
+  const current = currentKeyringOf(deps.keys);
+  const keyring = await deps.keys.keyringFor(options.fromKekId, null);
+  if (keyring.current.kekId !== current.current.kekId) throw new NoKeyringError('the current KEK changed while the batch started; run it again');
+  return runRewrapBatchOnPool(deps.pool, {
+    fromKekId: options.fromKekId,
+    keyring,
+    afterId: () => options.afterId,
+    batchSize: options.batchSize,
+    mode: 'skip-locked',
+    lockTimeoutMs: DEFAULT_LOCK_TIMEOUT_MS,
+    ...(options.crypto ? { crypto: options.crypto } : {}),
+  });
+}
+
+/** Rewraps until nothing is left that can be rewrapped (see the header for how a run ends). */
+export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promise<RewrapRunResult> {
+  const concurrency = options.concurrency ?? 1;
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const total = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
+  const crypto = options.cryptoThreads ? createThreadedRewrapCrypto({ threads: options.cryptoThreads }) : inThreadRewrapCrypto;
+  const shouldStop = () => options.shouldStop?.() ?? false;
+
   let rewrapped = 0;
-  const failures: Array<{ groupId: string; reason: string }> = [];
+  let uncountedFailures = 0;
   const failedIds = new Set<string>();
-  for (let sweep = 0; sweep < 3 && !options.shouldStop?.(); sweep++) {
-    let afterId: string | undefined;
-    let claimedThisSweep = 0;
-    for (;;) {
-      if (options.shouldStop?.()) break;
-      const batch = await rewrapBatch(deps, { batchSize: options.batchSize, afterId });
-      rewrapped += batch.rewrapped;
-      for (const failure of batch.failed) {
-        if (!failedIds.has(failure.groupId)) failures.push(failure);
-        failedIds.add(failure.groupId);
-      }
-      claimedThisSweep += batch.rewrapped;
-      options.onProgress?.({ rewrapped, failed: failedIds.size, total });
-      if (batch.lastId === undefined) break;
-      afterId = batch.lastId;
+  const failures: RewrapFailure[] = [];
+  const unavailable = new Map<string, UnavailableKek>();
+  const timings = { claimMs: 0, cryptoMs: 0, writeMs: 0, commitMs: 0, batches: 0 };
+  const failedCount = () => failedIds.size + uncountedFailures + [...unavailable.values()].reduce((sum, kek) => sum + kek.rows, 0);
+
+  function recordBatch(report: RewrapBatchReport): void {
+    rewrapped += report.rewrapped;
+    timings.claimMs += report.claimMs;
+    timings.cryptoMs += report.cryptoMs;
+    timings.writeMs += report.writeMs;
+    timings.commitMs += report.commitMs;
+    timings.batches += 1;
+    for (const failure of report.failures) {
+      if (failedIds.has(failure.groupId)) continue;
+      if (failedIds.size < MAX_REMEMBERED_FAILED_ROWS) failedIds.add(failure.groupId);
+      else uncountedFailures += 1;
+      if (failures.length < MAX_REPORTED_FAILURES) failures.push(failure);
     }
-    if (claimedThisSweep === 0) break;
+    options.onBatch?.(report);
+    options.onProgress?.({ rewrapped, failed: failedCount(), total });
   }
-  const remaining = await countRowsToRewrap(deps.pool, deps.keys.currentKeyring()?.current.kekId ?? keyring.current.kekId);
-  return { rewrapped, failed: failedIds.size, total, remaining, failures };
+
+  /** Every row under one old KEK, by `concurrency` lanes sharing one cursor. Returns rows rewrapped. */
+  async function sweep(kek: PendingKek, keyring: Keyring, mode: ClaimMode): Promise<number> {
+    let cursor: string | undefined;
+    let exhausted = false;
+    let turn: Promise<void> = Promise.resolve();
+    const claimTurn = async (): Promise<() => void> => {
+      const previous = turn;
+      let release!: () => void;
+      turn = new Promise<void>((resolve) => (release = resolve));
+      await previous;
+      return release;
+    };
+    let movedRows = 0;
+    const lane = async (): Promise<void> => {
+      const client = await deps.pool.connect();
+      let broken: Error | undefined;
+      try {
+        while (!exhausted && !shouldStop()) {
+          const report = await runRewrapBatch(client, {
+            fromKekId: kek.kekId,
+            keyring,
+            afterId: () => cursor,
+            batchSize: options.batchSize,
+            mode,
+            lockTimeoutMs,
+            crypto,
+            claimTurn,
+            onClaimed: (rows) => {
+              if (rows.length === 0) exhausted = true;
+              else cursor = rows[rows.length - 1]?.id;
+            },
+          });
+          movedRows += report.rewrapped;
+          if (report.claimed > 0) recordBatch(report);
+        }
+      } catch (error) {
+        exhausted = true; // the other lanes finish their batch and stop
+        broken = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    };
+    const outcomes = await Promise.allSettled(Array.from({ length: concurrency }, lane));
+    const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
+    return movedRows;
+  }
+
+  /** One pass over every old KEK the rows still need. */
+  async function pass(mode: ClaimMode): Promise<{ movedRows: number; pendingRows: number }> {
+    const current = currentKeyringOf(deps.keys);
+    const pending = await pendingKeks(deps.pool, current.current.kekId);
+    let movedRows = 0;
+    for (const kek of pending) {
+      if (shouldStop()) break;
+      let keyring: Keyring;
+      try {
+        keyring = await deps.keys.keyringFor(kek.kekId, kek.kekVersion);
+      } catch (error) {
+        // Fail closed: rows whose KEK the source lacks stay as they are (and stay unreadable).
+        if (!(error instanceof KekUnavailableError)) throw error;
+        unavailable.set(kek.kekId, { kekId: kek.kekId, rows: kek.rows, reason: error.message });
+        continue;
+      }
+      unavailable.delete(kek.kekId);
+      // The current KEK moved on since this pass began: the next pass sees the new one.
+      if (keyring.current.kekId !== current.current.kekId || keyring.current.kekId === kek.kekId) continue;
+      movedRows += await sweep(kek, keyring, mode);
+    }
+    return { movedRows, pendingRows: pending.reduce((sum, kek) => sum + kek.rows, 0) };
+  }
+
+  try {
+    for (let passNumber = 0; passNumber < MAX_PASSES && !shouldStop(); passNumber++) {
+      const { movedRows, pendingRows } = await pass(passNumber === 0 ? 'skip-locked' : 'wait');
+      if (pendingRows === 0 || (passNumber > 0 && movedRows === 0)) break;
+    }
+  } finally {
+    await crypto.close();
+  }
+  const remaining = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
+  options.onProgress?.({ rewrapped, failed: failedCount(), total });
+  return { rewrapped, failed: failedCount(), total, remaining, failures, unavailableKeks: [...unavailable.values()], stopped: shouldStop(), timings };
 }

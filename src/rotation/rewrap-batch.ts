@@ -1,0 +1,132 @@
+/**
+ * One rewrap batch, all or nothing: BEGIN, claim rows under one old KEK, rewrap their data keys,
+ * write them back in one UPDATE, COMMIT. Any error before COMMIT rolls the whole batch back, so a
+ * crash, a kill or a failed statement leaves every row exactly as it was (and still readable).
+ * Invariants: only rows this transaction claimed are written; a row that cannot be rewrapped is
+ * left untouched and reported; the KEK id written is the one every new envelope names.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { Keyring } from '../crypto';
+import { claimBatch, writeRewrapped, type ClaimedRow, type ClaimMode } from './rewrap-store';
+import { inThreadRewrapCrypto, type RewrapCrypto } from './rewrap-rows';
+
+/** A row left as it was, with the crypto error code that stopped it (never key or secret bytes). */
+export interface RewrapFailure {
+  readonly groupId: string;
+  readonly reason: string;
+}
+
+/** What one batch did and where its time went (milliseconds of wall time in each phase). */
+export interface RewrapBatchReport {
+  readonly fromKekId: string;
+  readonly claimed: number;
+  readonly rewrapped: number;
+  readonly failures: readonly RewrapFailure[];
+  /** The greatest id claimed: the cursor for the next batch (undefined: nothing was claimed). */
+  readonly lastId: string | undefined;
+  readonly claimMs: number;
+  readonly cryptoMs: number;
+  readonly writeMs: number;
+  readonly commitMs: number;
+}
+
+/** The write updated a different number of rows than it claimed: something broke the row locks. */
+export class RewrapInvariantError extends Error {
+  override readonly name = 'RewrapInvariantError';
+}
+
+export interface BatchSpec {
+  readonly fromKekId: string;
+  /** Unwraps under fromKekId and wraps under its current KEK. */
+  readonly keyring: Keyring;
+  /** Where the claim starts (exclusive); asked once the claim turn is held, so lanes share a cursor. */
+  readonly afterId: () => string | undefined;
+  readonly batchSize: number;
+  readonly mode: ClaimMode;
+  readonly lockTimeoutMs: number;
+  readonly crypto?: RewrapCrypto;
+  /**
+   * Called with the claimed rows while no other claim may start (lanes share one cursor): the
+   * caller advances its cursor here so the next lane's claim begins after this batch.
+   */
+  readonly onClaimed?: (rows: readonly ClaimedRow[]) => void;
+  /** Serializes claims between lanes; resolves to the function that lets the next claim go. */
+  readonly claimTurn?: () => Promise<() => void>;
+}
+
+/** Runs one batch on `client` (the caller's connection; this opens and ends the transaction). */
+export async function runRewrapBatch(client: Pick<PoolClient, 'query'>, spec: BatchSpec): Promise<RewrapBatchReport> {
+  const crypto = spec.crypto ?? inThreadRewrapCrypto;
+  let phaseStartedAt = performance.now();
+  await client.query('BEGIN');
+  try {
+    let claimed: ClaimedRow[];
+    const endTurn = spec.claimTurn ? await spec.claimTurn() : () => undefined;
+    try {
+      phaseStartedAt = performance.now();
+      claimed = await claimBatch(client, { kekId: spec.fromKekId, afterId: spec.afterId(), limit: spec.batchSize, mode: spec.mode, lockTimeoutMs: spec.lockTimeoutMs });
+      spec.onClaimed?.(claimed);
+    } finally {
+      endTurn();
+    }
+    const claimMs = performance.now() - phaseStartedAt;
+    const lastId = claimed[claimed.length - 1]?.id;
+    if (claimed.length === 0) {
+      await client.query('COMMIT');
+      return { fromKekId: spec.fromKekId, claimed: 0, rewrapped: 0, failures: [], lastId, claimMs, cryptoMs: 0, writeMs: 0, commitMs: 0 };
+    }
+
+    phaseStartedAt = performance.now();
+    const outcomes = await crypto.rewrap(
+      claimed.map((row) => ({ groupId: row.id, secretVersion: row.secret_version, envelope: row.provision_secret_envelope })),
+      spec.keyring,
+    );
+    const ids: string[] = [];
+    const secretVersions: number[] = [];
+    const envelopes: Uint8Array[] = [];
+    const failures: RewrapFailure[] = [];
+    outcomes.forEach((outcome, index) => {
+      const row = claimed[index] as ClaimedRow;
+      if ('failure' in outcome) {
+        failures.push({ groupId: row.id, reason: outcome.failure });
+        return;
+      }
+      ids.push(row.id);
+      secretVersions.push(row.secret_version);
+      envelopes.push(outcome.envelope);
+    });
+    const cryptoMs = performance.now() - phaseStartedAt;
+
+    phaseStartedAt = performance.now();
+    if (ids.length > 0) {
+      const current = spec.keyring.current;
+      const updated = await writeRewrapped(client, { ids, secretVersions, envelopes, fromKekId: spec.fromKekId, kekId: current.kekId, kekVersion: current.versionLabel });
+      // Fewer rows than claimed means a claimed row changed under our lock: commit nothing.
+      if (updated !== ids.length) throw new RewrapInvariantError(`the batch write updated ${updated} of ${ids.length} claimed rows; rolled back`);
+    }
+    const writeMs = performance.now() - phaseStartedAt;
+
+    phaseStartedAt = performance.now();
+    await client.query('COMMIT');
+    const commitMs = performance.now() - phaseStartedAt;
+    return { fromKekId: spec.fromKekId, claimed: claimed.length, rewrapped: ids.length, failures, lastId, claimMs, cryptoMs, writeMs, commitMs };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** One batch on a connection of its own from `pool` (for callers without a lane of their own). */
+export async function runRewrapBatchOnPool(pool: Pick<Pool, 'connect'>, spec: BatchSpec): Promise<RewrapBatchReport> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await runRewrapBatch(client, spec);
+  } catch (error) {
+    broken = error instanceof Error ? error : new Error(String(error));
+    throw error;
+  } finally {
+    // A connection whose transaction failed may be in any state: discard it rather than reuse it.
+    client.release(broken);
+  }
+}

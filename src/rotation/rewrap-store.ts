@@ -22,28 +22,33 @@ export interface PendingKek {
 }
 
 /**
- * "Not the current KEK" written as two ranges of the kek_id index: `<>` cannot use an index and
- * would read every row, while the two ranges read only the rows left to do (nothing, once done).
+ * The KEKs other than the current one that rows still need, in kek_id order (the claim order).
+ * The distinct KEK ids come from a skip scan of the kek_id index (one probe per KEK, however many
+ * rows), and only the old KEKs' rows are counted: once a rotation is done this reads almost
+ * nothing, which matters because every replica's worker asks on every interval.
  */
-const NOT_UNDER_CURRENT_KEK = 'kek_id IS NOT NULL AND (kek_id < $1 OR kek_id > $1)';
-
-/** Rows still under a KEK other than `currentKekId` (what is left to do). */
-export async function countRowsToRewrap(pool: Pick<Pool, 'query'>, currentKekId: string): Promise<number> {
-  const result = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ota_groups WHERE ${NOT_UNDER_CURRENT_KEK}`, [currentKekId]);
-  return Number(result.rows[0]?.n ?? 0);
-}
-
-/** The KEKs other than the current one that rows still need, in kek_id order (the claim order). */
 export async function pendingKeks(pool: Pick<Pool, 'query'>, currentKekId: string): Promise<PendingKek[]> {
   const result = await pool.query<{ kek_id: string; kek_version: number | null; rows: string }>(
-    `SELECT kek_id, min(kek_version) AS kek_version, count(*) AS rows
-       FROM ota_groups
-      WHERE ${NOT_UNDER_CURRENT_KEK}
-      GROUP BY kek_id
-      ORDER BY kek_id`,
+    `WITH RECURSIVE keks(kek_id) AS (
+       (SELECT kek_id FROM ota_groups WHERE kek_id IS NOT NULL ORDER BY kek_id LIMIT 1)
+       UNION ALL
+       SELECT (SELECT g.kek_id FROM ota_groups AS g WHERE g.kek_id > keks.kek_id ORDER BY g.kek_id LIMIT 1)
+         FROM keks WHERE keks.kek_id IS NOT NULL
+     )
+     SELECT keks.kek_id,
+            (SELECT g.kek_version FROM ota_groups AS g WHERE g.kek_id = keks.kek_id LIMIT 1) AS kek_version,
+            (SELECT count(*) FROM ota_groups AS g WHERE g.kek_id = keks.kek_id) AS rows
+       FROM keks
+      WHERE keks.kek_id IS NOT NULL AND keks.kek_id <> $1
+      ORDER BY keks.kek_id`,
     [currentKekId],
   );
   return result.rows.map((row) => ({ kekId: row.kek_id, kekVersion: row.kek_version, rows: Number(row.rows) }));
+}
+
+/** Rows still under a KEK other than `currentKekId` (what is left to do). */
+export async function countRowsToRewrap(pool: Pick<Pool, 'query'>, currentKekId: string): Promise<number> {
+  return (await pendingKeks(pool, currentKekId)).reduce((sum, kek) => sum + kek.rows, 0);
 }
 
 export type ClaimMode =

@@ -120,7 +120,9 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
   const concurrency = options.concurrency ?? 1;
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   const total = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
-  const crypto = options.cryptoThreads ? createThreadedRewrapCrypto({ threads: options.cryptoThreads }) : inThreadRewrapCrypto;
+  // Threads start only once there is something to rewrap (the worker's idle passes never need them).
+  let crypto: RewrapCrypto | undefined;
+  const cryptoForBatches = (): RewrapCrypto => (crypto ??= options.cryptoThreads ? createThreadedRewrapCrypto({ threads: options.cryptoThreads }) : inThreadRewrapCrypto);
   const shouldStop = () => options.shouldStop?.() ?? false;
 
   let rewrapped = 0;
@@ -161,11 +163,14 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
       return release;
     };
     let movedRows = 0;
+    const batchCrypto = cryptoForBatches();
+    // A newer current KEK ends the sweep early: the next pass rewraps to that one instead.
+    const stillCurrent = () => deps.keys.currentKeyring()?.current.kekId === keyring.current.kekId;
     const lane = async (): Promise<void> => {
       const client = await deps.pool.connect();
       let broken: Error | undefined;
       try {
-        while (!exhausted && !shouldStop()) {
+        while (!exhausted && !shouldStop() && stillCurrent()) {
           const report = await runRewrapBatch(client, {
             fromKekId: kek.kekId,
             keyring,
@@ -173,7 +178,7 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
             batchSize: options.batchSize,
             mode,
             lockTimeoutMs,
-            crypto,
+            crypto: batchCrypto,
             claimTurn,
             onClaimed: (rows) => {
               if (rows.length === 0) exhausted = true;
@@ -198,7 +203,7 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
   }
 
   /** One pass over every old KEK the rows still need. */
-  async function pass(mode: ClaimMode): Promise<{ movedRows: number; pendingRows: number }> {
+  async function pass(mode: ClaimMode): Promise<{ movedRows: number; pendingRows: number; currentChanged: boolean }> {
     const current = currentKeyringOf(deps.keys);
     const pending = await pendingKeks(deps.pool, current.current.kekId);
     let movedRows = 0;
@@ -218,16 +223,18 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
       if (keyring.current.kekId !== current.current.kekId || keyring.current.kekId === kek.kekId) continue;
       movedRows += await sweep(kek, keyring, mode);
     }
-    return { movedRows, pendingRows: pending.reduce((sum, kek) => sum + kek.rows, 0) };
+    const currentChanged = deps.keys.currentKeyring()?.current.kekId !== current.current.kekId;
+    return { movedRows, pendingRows: pending.reduce((sum, kek) => sum + kek.rows, 0), currentChanged };
   }
 
   try {
     for (let passNumber = 0; passNumber < MAX_PASSES && !shouldStop(); passNumber++) {
-      const { movedRows, pendingRows } = await pass(passNumber === 0 ? 'skip-locked' : 'wait');
+      const { movedRows, pendingRows, currentChanged } = await pass(passNumber === 0 ? 'skip-locked' : 'wait');
+      if (currentChanged) continue;
       if (pendingRows === 0 || (passNumber > 0 && movedRows === 0)) break;
     }
   } finally {
-    await crypto.close();
+    await crypto?.close();
   }
   const remaining = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
   options.onProgress?.({ rewrapped, failed: failedCount(), total });

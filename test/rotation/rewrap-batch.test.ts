@@ -1,12 +1,12 @@
 /**
- * A batch with rows that cannot be rewrapped: the good rows are committed, each bad row is left
- * byte for byte as it was and reported (group id and crypto error code, nothing else), and the
- * run says what is left.
+ * How a run copes with what it finds: rows that cannot be rewrapped are committed around (each bad
+ * row left byte for byte as it was and reported by group id and crypto error code, nothing else),
+ * and a rotation that arrives mid-run is followed to the newest KEK.
  */
 import type { Pool } from 'pg';
 import { Keyring } from '../../src/crypto';
 import { rewrapAll } from '../../src/rotation/rewrap';
-import { allRows, fixedKeys, migratedDatabase, newKek, rowsPerKek, seedRows } from './support/rotation-kit';
+import { allRows, fixedKeys, migratedDatabase, newKek, openEveryRow, rowsPerKek, seedRows } from './support/rotation-kit';
 
 const kek1 = newKek(1).kek;
 const kek2 = newKek(2).kek;
@@ -33,6 +33,34 @@ describe('a batch with rows that cannot be rewrapped', () => {
     expect(await rowsPerKek(pool)).toEqual({ [kek1.kekId]: 2, [kek2.kekId]: 18 });
     for (const row of await allRows(pool)) {
       if (row.id === ids[4] || row.id === ids[9]) expect(row.provision_secret_envelope.equals(before.get(row.id)!)).toBe(true);
+    }
+  });
+});
+
+describe('a rotation arriving in the middle of a run', () => {
+  test('the run follows it: every row ends under the newest KEK and opens with it alone', async () => {
+    const { pool } = await migratedDatabase();
+    try {
+      const ids = await seedRows(pool, Keyring.single(kek1), 40);
+      const kek3 = newKek(3).kek;
+      let keyring = rotated;
+      const keys = { currentKeyring: () => keyring, keyringFor: async () => keyring };
+      let batches = 0;
+      const result = await rewrapAll(
+        { pool, keys },
+        {
+          batchSize: 5,
+          // After the second batch the source swaps in a keyring whose current is KEK3.
+          onBatch: () => {
+            if (++batches === 2) keyring = Keyring.create([kek1, kek2, kek3], kek3.kekId);
+          },
+        },
+      );
+      expect(result.remaining).toBe(0);
+      expect(await rowsPerKek(pool)).toEqual({ [kek3.kekId]: ids.length });
+      expect((await openEveryRow(pool, Keyring.single(kek3))).size).toBe(ids.length);
+    } finally {
+      await pool.end();
     }
   });
 });

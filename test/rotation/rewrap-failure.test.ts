@@ -64,7 +64,7 @@ describe('rewrap under failure', () => {
   });
 
   test('the rewrap command killed with SIGKILL mid-run leaves every row readable throughout and after; running it again finishes', async () => {
-    const ids = await seedRows(pool, underKek1, 3000);
+    const ids = await seedRows(pool, underKek1, 2000);
     const dir = mkdtempSync(join(tmpdir(), 'provsec-rewrap-kill-'));
     const keyFile = join(dir, 'provisioning-key');
     writeFileSync(keyFile, JSON.stringify({ current: 2, keys: { '1': first.hex, '2': second.hex } }));

@@ -94,7 +94,7 @@ async function main(): Promise<void> {
           if (now - lastLineAt < 5000) return;
           lastLineAt = now;
           serverCpuMs(database, serverCpu);
-          console.log(`  ${progress.rewrapped}/${progress.total} rows, ${Math.round(progress.rewrapped / ((now - startedAt) / 1000))} rows/s, RSS ${mb(process.memoryUsage.rss(), 'b')}`);
+          console.log(`  ${progress.rewrapped}/${progress.total} rows, ${Math.round(progress.rewrapped / ((now - startedAt) / 1000))} rows/s, RSS ${mb(process.memoryUsage.rss(), "b")} (heap ${mb(process.memoryUsage().heapTotal, "b")}, buffers ${mb(process.memoryUsage().arrayBuffers, "b")})`);
         },
       },
     );

@@ -73,6 +73,8 @@ export interface RewrapOptions {
   readonly concurrency?: number;
   /** Worker threads for the crypto; 0 (default) rewraps on the calling thread. Needs the compiled build. */
   readonly cryptoThreads?: number;
+  /** Where the crypto runs, if not decided by cryptoThreads (the caller then closes it). */
+  readonly crypto?: RewrapCrypto;
   /** How long a waiting pass waits for a row another worker holds. Default 10 000. */
   readonly lockTimeoutMs?: number;
   readonly onProgress?: (progress: RewrapProgress) => void;
@@ -122,7 +124,7 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
   const total = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
   // Threads start only once there is something to rewrap (the worker's idle passes never need them).
   let crypto: RewrapCrypto | undefined;
-  const cryptoForBatches = (): RewrapCrypto => (crypto ??= options.cryptoThreads ? createThreadedRewrapCrypto({ threads: options.cryptoThreads }) : inThreadRewrapCrypto);
+  const cryptoForBatches = (): RewrapCrypto => (crypto ??= options.crypto ?? (options.cryptoThreads ? createThreadedRewrapCrypto({ threads: options.cryptoThreads }) : inThreadRewrapCrypto));
   const shouldStop = () => options.shouldStop?.() ?? false;
 
   let rewrapped = 0;
@@ -234,7 +236,7 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
       if (pendingRows === 0 || (passNumber > 0 && movedRows === 0)) break;
     }
   } finally {
-    await crypto?.close();
+    if (crypto !== options.crypto) await crypto?.close();
   }
   const remaining = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
   options.onProgress?.({ rewrapped, failed: failedCount(), total });

@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { Keyring } from '../../src/crypto';
-import { rewrapAll, type RewrapRunResult } from '../../src/rotation/rewrap';
+import { rewrapAll, rewrapBatch, type RewrapRunResult } from '../../src/rotation/rewrap';
 import { fixedKeys, migratedDatabase, newKek, openEveryRow, rowsPerKek, secretFor, seedRows, sleep } from './support/rotation-kit';
 
 const kek1 = newKek(1).kek;
@@ -36,11 +36,28 @@ describe('concurrent rewrap runs', () => {
     const results: RewrapRunResult[] = await withinMs(Promise.all([run(), run()]), 20_000, 'two concurrent rewrap runs');
 
     expect(results[0]!.rewrapped + results[1]!.rewrapped).toBe(ids.length);
+    // Both did part of the work: they really ran over the same rows at the same time.
+    expect(Math.min(results[0]!.rewrapped, results[1]!.rewrapped)).toBeGreaterThan(0);
     for (const result of results) expect(result).toMatchObject({ failed: 0, remaining: 0 });
     expect(await rowsPerKek(pool)).toEqual({ [kek2.kekId]: ids.length });
     const secrets = await openEveryRow(pool, onlyKek2);
     expect(secrets.size).toBe(ids.length);
     for (const id of ids) expect(secrets.get(id)).toBe(secretFor(id));
+  });
+
+  test('one batch (rewrapBatch) claims in id order and skips a row another worker holds instead of waiting', async () => {
+    const ids = await seedRows(pool, underKek1, 10);
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM ota_groups WHERE id = $1 FOR UPDATE', [ids[1]]);
+      const report = await withinMs(rewrapBatch({ pool, keys: fixedKeys(rotated) }, { fromKekId: kek1.kekId, batchSize: 4 }), 5000, 'one batch');
+      expect(report).toMatchObject({ claimed: 4, rewrapped: 4, lastId: ids[4], failures: [] });
+      await holder.query('COMMIT');
+      expect(await rowsPerKek(pool)).toEqual({ [kek1.kekId]: 6, [kek2.kekId]: 4 });
+    } finally {
+      holder.release();
+    }
   });
 
   test('a row another transaction holds is skipped at first, then waited for, so the run ends with nothing left', async () => {

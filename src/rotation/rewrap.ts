@@ -75,7 +75,7 @@ export interface RewrapOptions {
   readonly cryptoThreads?: number;
   /** Where the crypto runs, if not decided by cryptoThreads (the caller then closes it). */
   readonly crypto?: RewrapCrypto;
-  /** How long a waiting pass waits for a row another worker holds. Default 10 000. */
+  /** How long a waiting pass waits for a row another worker holds. Default 5000. */
   readonly lockTimeoutMs?: number;
   readonly onProgress?: (progress: RewrapProgress) => void;
   readonly onBatch?: (report: RewrapBatchReport) => void;
@@ -87,7 +87,8 @@ const MAX_REPORTED_FAILURES = 100;
 const MAX_REMEMBERED_FAILED_ROWS = 100_000;
 /** One skipping pass, then waiting passes until one rewraps nothing (bounded, for lagging writers). */
 const MAX_PASSES = 6;
-const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
+/** Under the pool's 10 s query timeout (src/db/pool.ts), so Postgres, not the client, ends a long wait. */
+const DEFAULT_LOCK_TIMEOUT_MS = 5000;
 
 function currentKeyringOf(keys: RewrapDeps['keys']): Keyring {
   const keyring = keys.currentKeyring();

@@ -65,4 +65,13 @@ describe('a KEK removed while rows still need it', () => {
     const reread = await request(svc.url).get('/v1/device-groups/stranded-0/provision-secret').set('Authorization', `Bearer ${await svc.token('system:serviceaccount:provisioning:cert-worker')}`);
     expect(reread.body).toMatchObject({ provisionSecret: secretFor('stranded-0') });
   });
+
+  test('the command exits 2 on a bad argument or configuration, before touching anything', async () => {
+    const badBatch = await runRewrapCli(cliEnv(), ['--batch-size', '0']);
+    expect(badBatch.code).toBe(2);
+    expect(badBatch.stderr).toContain('--batch-size: must be a whole number from 1 to 10000');
+    const badSource = await runRewrapCli({ ...cliEnv(), KEY_SOURCE: 'nonsense' });
+    expect(badSource.code).toBe(2);
+    expect(badSource.stderr).toContain('KEY_SOURCE');
+  });
 });

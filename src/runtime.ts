@@ -16,6 +16,7 @@ import { listen } from './http/server';
 import type { Logger } from './log/logger';
 import { createAuditLog } from './audit/audit-log';
 import { AccessPolicy, createTokenVerifier, devTrustedIssuer, ensureDevSigner, type TrustedIssuerOptions } from './auth';
+import { withVerificationCache } from './auth/verification-cache';
 import { createKeySource, type KeySource } from './keys';
 import { auditRoutes } from './http/audit-routes';
 import { deviceGroupRoutes } from './http/device-group-routes';
@@ -67,7 +68,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
     const metrics = createServiceMetrics(registry);
     const audit = createAuditLog(pool);
-    const auth = { verifier: createTokenVerifier(await tokenVerifierOptions(config)), policy: await AccessPolicy.load(config.auth.policyFile), audit, metrics };
+    // Workers reuse one token for many reads: check each token's signature once per 30 s, not per request.
+    const verifier = withVerificationCache(createTokenVerifier(await tokenVerifierOptions(config)));
+    const auth = { verifier, policy: await AccessPolicy.load(config.auth.policyFile), audit, metrics };
     const service = createDeviceGroupService({ store: createDeviceGroupStore(pool), audit, keys: keySource });
     const secretReadLimiter = createSecretReadRateLimiter({ perMinute: config.secretReadRateLimitPerMinute }, { audit, metrics });
 

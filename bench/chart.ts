@@ -88,7 +88,7 @@ export function renderChart(results: BenchResults): string {
     unit: 'ms',
     x: 540,
     width: 390,
-    format: (value) => (value >= 10 ? value.toFixed(0) : value.toFixed(1)),
+    format: (value) => (value >= 100 ? value.toFixed(0) : value.toFixed(1)),
     groups: scenarios.flatMap(([scenario, summary]) => [
       { label: `${scenario} p50`, service: summary.service.p50Ms, baseline: summary.baseline.p50Ms },
       { label: `${scenario} p99`, service: summary.service.p99Ms, baseline: summary.baseline.p99Ms },

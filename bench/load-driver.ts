@@ -7,6 +7,7 @@
  * are kept per response at sub-millisecond resolution (autocannon's own histogram is in whole ms).
  */
 import autocannon from 'autocannon';
+import { summarizeLatencies, type LatencySummaryMs } from './latency';
 
 export type Scenario = 'read' | 'create';
 
@@ -24,14 +25,6 @@ export interface LoadJob {
   readonly createProvisionSecret: string;
 }
 
-export interface LatencySummaryMs {
-  readonly mean: number;
-  readonly p50: number;
-  readonly p90: number;
-  readonly p99: number;
-  readonly max: number;
-}
-
 export interface LoadResult {
   readonly durationSeconds: number;
   /** Only 2xx responses count as served. */
@@ -44,19 +37,6 @@ export interface LoadResult {
   readonly timeouts: number;
   /** The driver's own CPU use while it ran, as a share of one core. */
   readonly driverCpuCores: number;
-}
-
-/** Nearest-rank percentile of ascending values. */
-export function percentile(sortedAscending: Float64Array, fraction: number): number {
-  if (sortedAscending.length === 0) return Number.NaN;
-  const rank = Math.min(sortedAscending.length - 1, Math.max(0, Math.ceil(fraction * sortedAscending.length) - 1));
-  return sortedAscending[rank] as number;
-}
-
-export function summarizeLatencies(latenciesMs: readonly number[]): LatencySummaryMs {
-  const sorted = Float64Array.from(latenciesMs).sort();
-  const mean = sorted.length === 0 ? Number.NaN : sorted.reduce((sum, value) => sum + value, 0) / sorted.length;
-  return { mean, p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? Number.NaN };
 }
 
 function requestFor(job: LoadJob): autocannon.Request {

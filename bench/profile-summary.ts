@@ -31,7 +31,7 @@ export function frameOwner(frame: ProfileNode['callFrame']): string | undefined 
   if (frame.functionName === '(idle)') return 'idle';
   if (frame.functionName === '(program)') return 'program';
   const url = frame.url;
-  const packageMatch = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*\/node_modules\/)/.exec(url);
+  const packageMatch = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(url);
   if (packageMatch?.[1]) return `npm:${packageMatch[1]}`;
   const sourceMatch = /\/dist\/(src|bench|scripts)\/([^/]+)/.exec(url);
   if (sourceMatch) return sourceMatch[2]?.endsWith('.js') ? `${sourceMatch[1]}/${sourceMatch[2].replace(/\.js$/, '')}` : `${sourceMatch[1]}/${sourceMatch[2]}`;

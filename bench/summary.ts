@@ -3,7 +3,8 @@
  * the median over rounds of throughput and of each round's p50 and p99 (rounds alternate between
  * service and baseline, so drift of the machine falls on both), and the service/baseline ratio.
  */
-import type { LatencySummaryMs, Scenario } from './load-driver';
+import type { LatencySummaryMs } from './latency';
+import type { Scenario } from './load-driver';
 import type { MachineDescription } from './proc-stats';
 import type { ProfileBreakdown } from './profile-summary';
 

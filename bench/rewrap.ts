@@ -48,8 +48,11 @@ async function main(): Promise<void> {
 
   const database = await openBenchDatabase(values['keep-data']);
   const pool = new Pool({ connectionString: database.url, max: concurrency + 1 });
-  // An idle connection the server closes (at shutdown) must not crash the run.
-  pool.on('error', (error) => console.error(`idle database connection lost: ${error.message}`));
+  // An idle connection the server closes must not crash the run (and is expected at shutdown).
+  let closing = false;
+  pool.on('error', (error) => {
+    if (!closing) console.error(`idle database connection lost: ${error.message}`);
+  });
   try {
     await runMigrations(pool, SQL_DIR);
     const kek1Bytes = randomBytes(32);
@@ -121,6 +124,7 @@ async function main(): Promise<void> {
     kek1Bytes.fill(0);
     kek2Bytes.fill(0);
   } finally {
+    closing = true;
     await pool.end();
     await database.drop();
   }

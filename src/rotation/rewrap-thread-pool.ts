@@ -151,9 +151,12 @@ export function createThreadedRewrapCrypto(options: { threads: number; script?: 
         const slot = slots.reduce((best, candidate) => (candidate.queuedRows < best.queuedRows ? candidate : best));
         jobs.push(send(slot, threadRows.slice(start, start + rowsPerJob), keyring));
       }
+      const threadOutcomes = Promise.all(jobs);
+      // Handled below; marked now so a thread failing while this thread works is not "unhandled".
+      threadOutcomes.catch(() => undefined);
       // While the threads work, this thread does its own share (yielding, so Postgres replies still flow).
       const callerOutcomes = await inThreadRewrapCrypto.rewrap(rows.slice(0, callerRows), keyring);
-      return [...callerOutcomes, ...(await Promise.all(jobs)).flat()];
+      return [...callerOutcomes, ...(await threadOutcomes).flat()];
     },
     async close() {
       failure ??= new CryptoThreadError('the crypto thread pool is closed');

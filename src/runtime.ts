@@ -8,10 +8,9 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { SQL_DIR } from './app-root';
 import type { Config } from './config';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded';
-import { pendingMigrations, runMigrations } from './db/migrate';
+import { readMigrationFiles, runMigrations } from './db/migrate';
 import { createPool } from './db/pool';
 import { createApp } from './http/app';
-import type { ReadinessCheck } from './http/health-routes';
 import { listen } from './http/server';
 import type { Logger } from './log/logger';
 import { createAuditLog } from './audit/audit-log';
@@ -25,11 +24,12 @@ import { createSecretReadRateLimiter } from './http/rate-limit';
 import { createServiceMetrics } from './metrics/service-metrics';
 import { createDeviceGroupService } from './service/device-group-service';
 import { createDeviceGroupStore } from './store/device-group-store';
-import { keysRoutes, keyStatus } from './http/keys-routes';
+import { keysRoutes } from './http/keys-routes';
 import { openApiRoutes } from './http/openapi';
-import { createKekUsageCounter, type KekUsageCounter } from './rotation/kek-usage';
+import { createKekUsageCounter } from './rotation/kek-usage';
 import { createRewrapWorker } from './rotation/rewrap-worker';
-import { Gauge } from 'prom-client';
+import { registerKekRowsMetric } from './metrics/kek-rows-metric';
+import { databaseCheck, keksForStoredRowsCheck, keyringCheck, migrationsCheck } from './readiness-checks';
 
 export interface RunningService {
   readonly port: number;
@@ -83,7 +83,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     }
 
     let draining = false;
-    const readinessChecks: ReadinessCheck[] = [databaseCheck(pool), migrationsCheck(pool), keyringCheck(keySource), keksForStoredRowsCheck(keySource, usage)];
+    const readinessChecks = [databaseCheck(pool), migrationsCheck(pool, await readMigrationFiles(SQL_DIR)), keyringCheck(keySource), keksForStoredRowsCheck(keySource, usage)];
     const app = createApp({
       logger,
       registry,
@@ -119,73 +119,6 @@ async function startEmbedded(config: Config, logger: Logger): Promise<EmbeddedPo
   logger.info({ dataDir, port: config.embeddedPostgresPort }, 'starting embedded Postgres (development default; set DATABASE_URL to use a server)');
   const log = logger.child({ component: 'embedded-postgres' });
   return startEmbeddedPostgres({ dataDir, port: config.embeddedPostgresPort, onLog: (message) => log.debug(message.trim()) });
-}
-
-function databaseCheck(pool: Pool): ReadinessCheck {
-  return {
-    name: 'database',
-    check: async () => {
-      await pool.query('SELECT 1');
-      return { ok: true };
-    },
-  };
-}
-
-function migrationsCheck(pool: Pool): ReadinessCheck {
-  return {
-    name: 'migrations',
-    check: async () => {
-      const pending = await pendingMigrations(pool, SQL_DIR);
-      return pending.length === 0 ? { ok: true } : { ok: false, detail: `pending: ${pending.join(', ')}` };
-    },
-  };
-}
-
-/** Not ready until a keyring is loaded; afterwards a source outage does not flip readiness. */
-function keyringCheck(keySource: KeySource): ReadinessCheck {
-  return {
-    name: 'keyring',
-    check: async () => {
-      const status = keySource.status();
-      if (!keySource.currentKeyring()) return { ok: false, detail: `no keyring loaded from the ${status.kind} key source${status.lastError ? ` (${status.lastError})` : ''}` };
-      return status.state === 'degraded' ? { ok: true, detail: `serving the cached keyring; last reload failed: ${status.lastError ?? 'unknown'}` } : { ok: true };
-    },
-  };
-}
-
-/**
- * Rows under a KEK the source no longer has cannot be opened (reads fail closed), but every other
- * row can: readiness stays up and reports it rather than taking the whole service out.
- */
-function keksForStoredRowsCheck(keySource: KeySource, usage: KekUsageCounter): ReadinessCheck {
-  return {
-    name: 'storedKeks',
-    check: async () => {
-      if (!keySource.currentKeyring()) return { ok: true };
-      const status = await keyStatus(keySource, usage);
-      const missing = status.keys.filter((entry) => !entry.available && entry.rows > 0);
-      if (missing.length === 0) return { ok: true };
-      return { ok: true, detail: `rows under KEKs the ${status.source.kind} source does not hold: ${missing.map((entry) => `${entry.kekId} (${entry.rows})`).join(', ')}` };
-    },
-  };
-}
-
-function registerKekRowsMetric(registry: Registry, usage: KekUsageCounter): void {
-  new Gauge({
-    name: 'provsec_kek_rows',
-    help: 'Stored provision secrets per KEK id (fingerprint)',
-    labelNames: ['kek_id'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      try {
-        for (const entry of await usage.usage()) this.set({ kek_id: entry.kekId }, entry.rows);
-      } catch {
-        // The database is unreachable: scrape the other metrics; readiness reports the outage.
-        this.reset();
-      }
-    },
-  });
 }
 
 async function tokenVerifierOptions(config: Config) {

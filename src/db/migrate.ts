@@ -68,9 +68,8 @@ export async function runMigrations(pool: Pool, sqlDir: string): Promise<string[
   }
 }
 
-/** The names in sql/ that the database has not recorded (empty = up to date). */
-export async function pendingMigrations(pool: Pool, sqlDir: string): Promise<string[]> {
-  const files = await readMigrationFiles(sqlDir);
+/** The names among `files` that the database has not recorded (empty = up to date). */
+export async function pendingMigrations(pool: Pick<Pool, 'query'>, files: readonly MigrationFile[]): Promise<string[]> {
   const exists = await pool.query<{ present: boolean }>("SELECT to_regclass('provsec_migrations') IS NOT NULL AS present");
   if (!exists.rows[0]?.present) return files.map((file) => file.name);
   const result = await pool.query<{ name: string }>('SELECT name FROM provsec_migrations');

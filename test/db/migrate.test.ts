@@ -117,3 +117,31 @@ describe('migrations', () => {
     expect(privileges.rows.map((row) => row.privilege_type)).toEqual(['INSERT', 'SELECT']);
   });
 });
+
+describe('the unique index on ota_groups(id)', () => {
+  const pools: Pool[] = [];
+  afterAll(async () => Promise.all(pools.map((pool) => pool.end())));
+  async function uniqueIndexesOnId(pool: Pool): Promise<string[]> {
+    const result = await pool.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = 'ota_groups'::regclass AND i.indisunique AND i.indnatts = 1 AND a.attname = 'id' ORDER BY 1`,
+    );
+    return result.rows.map((row) => row.name);
+  }
+
+  test('a table whose primary key is id keeps only the primary key', async () => {
+    const pool = poolFor(await createTestDatabase('migrate'));
+    pools.push(pool);
+    await runMigrations(pool, SQL_DIR);
+    expect(await uniqueIndexesOnId(pool)).toEqual(['ota_groups_pkey']);
+  });
+
+  test('a pre-existing table whose id is not its primary key keeps the unique index provsec needs', async () => {
+    const pool = poolFor(await createTestDatabase('migrate'));
+    pools.push(pool);
+    await pool.query('CREATE TABLE ota_groups (pk bigserial PRIMARY KEY, id text NOT NULL, name text)');
+    await runMigrations(pool, SQL_DIR);
+    expect(await uniqueIndexesOnId(pool)).toEqual(['ota_groups_id_key']);
+  });
+});

@@ -29,6 +29,15 @@ import { analyzeProfile, formatBreakdown, type CpuProfile, type ProfileBreakdown
 import { createBenchIssuer, freePort, startBenchDatabase, startServerProcess, writeKeyFile, type BenchIssuer, type ServerProcess, type TokenAlgorithm } from './stack';
 import { formatSummary, summarizeScenario, TARGET_PEAK_RSS_BYTES, type BenchConfiguration, type BenchResults, type RoundRecord, type Target } from './summary';
 
+/**
+ * The heap Node 20 gives the service in its pod: it sizes V8 from the cgroup memory limit
+ * (256Mi in k8s/base/deployment.yaml) to a 256 MiB old generation and 1 MiB semi-spaces, and
+ * these flags reproduce that exactly (checked: the same heap_size_limit, 259 MiB, and young
+ * generation as under a real 256 MiB cgroup). Without them, on a machine with a lot of memory,
+ * V8 takes a 4 GB limit and 16 MiB semi-spaces and lets garbage pile up, and the RSS measured
+ * would say nothing about the pod.
+ */
+const DEPLOYED_HEAP_FLAGS = '--max-old-space-size=256 --max-semi-space-size=1';
 /** The config's ceiling: the bench measures serving, not the limiter's 429s (it still runs per request). */
 const SECRET_READ_RATE_LIMIT_PER_MINUTE = 1_000_000;
 /** Characters of each provision secret (ASCII, so also bytes). */
@@ -47,7 +56,8 @@ const USAGE = `usage: npm run bench -- [options]
   --log-level LEVEL    the service's LOG_LEVEL (default info, as deployed)
   --token-alg ALG      ES256, RS256 or EdDSA (default ES256)
   --scenarios LIST     read,create (default both)
-  --node-args=ARGS     extra node flags for the service, e.g. --node-args="--max-semi-space-size=4"
+  --node-args=ARGS     node flags for both servers (default: the heap a 256Mi pod limit gives,
+                       "${DEPLOYED_HEAP_FLAGS}"); --node-args= for V8's defaults here
   --profile            run service and baseline under --cpu-prof and print the breakdowns
   --keep               keep the temporary folder (database, logs)`;
 
@@ -63,7 +73,7 @@ interface BenchOptions {
   readonly logLevel: string;
   readonly tokenAlgorithm: TokenAlgorithm;
   readonly scenarios: readonly Scenario[];
-  readonly serviceNodeArgs: readonly string[];
+  readonly nodeArgs: readonly string[];
   readonly profile: boolean;
   readonly keep: boolean;
 }
@@ -84,7 +94,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       'log-level': { type: 'string', default: 'info' },
       'token-alg': { type: 'string', default: 'ES256' },
       scenarios: { type: 'string', default: 'read,create' },
-      'node-args': { type: 'string', default: '' },
+      'node-args': { type: 'string', default: DEPLOYED_HEAP_FLAGS },
       profile: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -115,7 +125,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     logLevel: values['log-level'],
     tokenAlgorithm: values['token-alg'] as TokenAlgorithm,
     scenarios: [...new Set(scenarios as Scenario[])],
-    serviceNodeArgs: values['node-args'].split(/\s+/).filter((arg) => arg !== ''),
+    nodeArgs: values['node-args'].split(/\s+/).filter((arg) => arg !== ''),
     profile: values.profile,
     keep: values.keep,
   };
@@ -221,7 +231,7 @@ async function main(): Promise<void> {
       name: 'service',
       script: serviceScript,
       env: serviceEnv(options, servicePort, database.url, keyFile, issuer, join(workDir, 'state')),
-      nodeArgs: [...options.serviceNodeArgs, ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'service')}`] : [])],
+      nodeArgs: [...options.nodeArgs, ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'service')}`] : [])],
       port: servicePort,
       readyPath: '/readyz',
       logFile: join(workDir, 'service.log'),
@@ -250,7 +260,7 @@ async function main(): Promise<void> {
         BASELINE_KEK_VERSION: facts.kekVersion === null ? '' : String(facts.kekVersion),
         NODE_ENV: 'production',
       },
-      nodeArgs: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'baseline')}`] : [],
+      nodeArgs: [...options.nodeArgs, ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'baseline')}`] : [])],
       port: baselinePort,
       readyPath: '/healthz',
       logFile: join(workDir, 'baseline.log'),
@@ -439,7 +449,7 @@ function configurationOf(options: BenchOptions, envelopeBytes: number): BenchCon
     tokenAlgorithm: options.tokenAlgorithm,
     databasePoolMax: options.poolMax,
     serviceLogLevel: options.logLevel,
-    serviceNodeArgs: options.serviceNodeArgs,
+    nodeArgs: options.nodeArgs,
     secretReadRateLimitPerMinute: SECRET_READ_RATE_LIMIT_PER_MINUTE,
     provisionSecretBytes: PROVISION_SECRET_LENGTH,
     envelopeBytes,

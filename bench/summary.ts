@@ -64,7 +64,8 @@ export interface BenchConfiguration {
   readonly tokenAlgorithm: string;
   readonly databasePoolMax: number;
   readonly serviceLogLevel: string;
-  readonly serviceNodeArgs: readonly string[];
+  /** Node flags of both servers (by default the heap sizing of the deployed pod). */
+  readonly nodeArgs: readonly string[];
   readonly secretReadRateLimitPerMinute: number;
   readonly provisionSecretBytes: number;
   readonly envelopeBytes: number;

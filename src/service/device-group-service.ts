@@ -86,16 +86,16 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     async create(input: { id: string; name: string | null; provisionSecret: string }, actor: Actor): Promise<CreateResult> {
       const secret = Buffer.from(input.provisionSecret, 'utf8');
       try {
-        const existing = await store.find(input.id);
-        if (existing) return await resolveExisting(existing, secret, actor);
+        // Insert first: a new id (the common case) costs one statement, the row and its audit
+        // record together. Only when the id already holds a secret is the stored one fetched and
+        // compared (a retry gets 200, anything else 409); the unused envelope is simply dropped.
         const sealed = sealSecret(secret, { groupId: input.id, secretVersion: 1 }, currentKeyring());
-        // The row and its audit record are written in one statement: both or neither.
         const group = await store.insert({ id: input.id, name: input.name, sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel } }, actor);
         if (!group) {
-          // A concurrent creation of the same id won between our find and insert.
-          const winner = await store.find(input.id);
-          if (!winner) throw new DeviceGroupConflictError(`device group ${input.id} changed concurrently; retry`);
-          return await resolveExisting(winner, secret, actor);
+          const existing = await store.find(input.id);
+          // Deleted between our insert and this read: the caller may simply retry.
+          if (!existing) throw new DeviceGroupConflictError(`device group ${input.id} changed concurrently; retry`);
+          return await resolveExisting(existing, secret, actor);
         }
         return { created: true, group };
       } finally {

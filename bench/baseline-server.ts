@@ -7,8 +7,8 @@
  *   GET  .../provision-secret  the one statement that SELECTs the row and INSERTs its audit
  *                              record (fetchForSecretRead)
  *   POST /v1/device-groups     the one statement that INSERTs into ota_groups, with envelope
- *                              bytes of the real size, and its audit record (store.insert); the
- *                              service looks the id up first, the baseline does not
+ *                              bytes of the real size, and its audit record (store.insert), as
+ *                              the service does for a new id
  * The response bodies have the service's shape and size; the secret is a stand-in of the stored
  * secret's length, since the baseline cannot decrypt.
  *

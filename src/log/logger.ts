@@ -6,8 +6,10 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-// pino's redaction matches paths, not substrings, so the field names that contain
-// secret/key/token/password are listed at the depths our log objects use (top, one and two down).
+// pino's redaction matches fixed paths: the request headers pino-http logs, and sensitive names at
+// the top level. Deeper fields are caught by the logMethod hook below, which walks plain objects
+// by name. (Wildcard paths such as `*.secret` would do the same job at about 5x the cost of a
+// whole request log line: measured 83 us per request with them, 17 us without, bench/results.)
 const SENSITIVE_FIELD_NAMES = [
   'authorization',
   'cookie',
@@ -38,7 +40,7 @@ export const REDACTED_PATHS: readonly string[] = [
   'req.headers.cookie',
   'req.headers["x-vault-token"]',
   'res.headers["set-cookie"]',
-  ...SENSITIVE_FIELD_NAMES.flatMap((name) => [name, `*.${name}`, `*.*.${name}`]),
+  ...SENSITIVE_FIELD_NAMES,
 ];
 
 export function createLogger(options: { level: string; base?: Record<string, unknown> }, destination?: DestinationStream): Logger {

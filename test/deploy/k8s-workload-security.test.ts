@@ -151,7 +151,7 @@ describe('the configuration the pods load', () => {
     const provsecWorkloads = workloads.filter((workload) => workload.metadata.labels?.['app.kubernetes.io/name'] === 'provsec');
     expect(provsecWorkloads).toHaveLength(3);
     const setOnContainers = provsecWorkloads.flatMap((workload) => podSpecOf(workload).containers.flatMap((container) => (container.env ?? []).map((entry) => entry.name)));
-    const unknown = [...Object.keys(envFile), ...setOnContainers].filter((name) => !variablesTheServiceReads.has(name) && name !== 'NODE_EXTRA_CA_CERTS');
+    const unknown = [...Object.keys(envFile), ...setOnContainers].filter((name) => !variablesTheServiceReads.has(name) && name !== 'NODE_EXTRA_CA_CERTS' && name !== 'NODE_OPTIONS');
     expect(variablesTheServiceReads.size).toBeGreaterThan(20);
     expect(unknown).toEqual([]);
   });

@@ -31,11 +31,12 @@ import { formatSummary, summarizeScenario, TARGET_PEAK_RSS_BYTES, type BenchConf
 
 /**
  * The heap the service gets in its pod: Node 20 sizes V8 from the cgroup memory limit (256Mi in
- * k8s/base/deployment.yaml) to a 256 MiB old generation (and 1 MiB semi-spaces, which the
- * deployment raises to 16 MiB with NODE_OPTIONS); these flags reproduce that (checked: the same
- * heap_size_limit, 259 MiB, as under a real 256 MiB cgroup). Without them, on a machine with a lot of memory,
- * V8 takes a 4 GB limit and 16 MiB semi-spaces and lets garbage pile up, and the RSS measured
- * would say nothing about the pod.
+ * k8s/base/deployment.yaml) to a 256 MiB old generation and 1 MiB semi-spaces, and the
+ * deployment raises the semi-spaces to 16 MiB with NODE_OPTIONS. These flags reproduce that
+ * (checked against a real 256 MiB cgroup: heap_size_limit 304 MiB with that NODE_OPTIONS, 259 MiB
+ * and the 1 MiB semi-spaces without, which `--max-semi-space-size=1` reproduces). Without a
+ * limit, on a machine with a lot of memory, V8 takes a 4 GB old generation and lets garbage pile
+ * up: the RSS measured would say nothing about the pod.
  */
 const DEPLOYED_HEAP_FLAGS = '--max-old-space-size=256 --max-semi-space-size=16';
 /** The config's ceiling: the bench measures serving, not the limiter's 429s (it still runs per request). */
@@ -56,7 +57,7 @@ const USAGE = `usage: npm run bench -- [options]
   --log-level LEVEL    the service's LOG_LEVEL (default info, as deployed)
   --token-alg ALG      ES256, RS256 or EdDSA (default ES256)
   --scenarios LIST     read,create (default both)
-  --node-args=ARGS     node flags for both servers (default: the heap a 256Mi pod limit gives,
+  --node-args=ARGS     node flags for both servers (default: the heap of the deployed pod,
                        "${DEPLOYED_HEAP_FLAGS}"); --node-args= for V8's defaults here
   --profile            run service and baseline under --cpu-prof and print the breakdowns
   --keep               keep the temporary folder (database, logs)`;

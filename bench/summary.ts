@@ -3,30 +3,21 @@
  * the median over rounds of throughput and of each round's p50 and p99 (rounds alternate between
  * service and baseline, so drift of the machine falls on both), and the service/baseline ratio.
  */
-import type { LatencySummaryMs } from './latency';
-import type { Scenario } from './load-driver';
+import type { LoadResult, Scenario } from './load-driver';
 import type { MachineDescription } from './proc-stats';
 import type { ProfileBreakdown } from './profile-summary';
 
 export type Target = 'service' | 'baseline';
 
-export interface RoundRecord {
+/** One measured round: what the load driver saw, and what the bench measured around it. */
+export interface RoundRecord extends LoadResult {
   readonly scenario: Scenario;
   readonly target: Target;
   readonly round: number;
-  readonly durationSeconds: number;
-  readonly successfulResponses: number;
-  readonly requestsPerSecond: number;
-  readonly latencyMs: LatencySummaryMs;
-  readonly non2xxResponses: number;
-  readonly statusCounts: Readonly<Record<string, number>>;
-  readonly errors: number;
-  readonly timeouts: number;
   /** CPU the server process used per served request. */
   readonly serverCpuMsPerRequest: number;
   /** CPU the server process used, in cores (1 = one core fully busy). */
   readonly serverCpuCores: number;
-  readonly driverCpuCores: number;
   /** All cores of the machine: share busy during the round (server, Postgres and driver together). */
   readonly machineBusyFraction: number;
 }

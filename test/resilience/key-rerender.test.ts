@@ -7,12 +7,11 @@
  * keeps serving; new secrets go under the new current KEK as soon as it is loaded, and old rows
  * still open.
  */
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { importKekFromHex } from '../../src/crypto/kek';
 import { describeFindings, LeakEvidence } from '../support/leak-sweep';
 import { randomKekHex, startTestService, type TestService } from '../support/test-service';
-import { apiClient, runWorkers, statusOf, waitUntil, type ApiClient, type Outcome } from './support/api-client';
+import { type ApiClient, apiClient, newSecret, type Outcome, runWorkers, statusOf, waitUntil } from './support/api-client';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
 const WORKERS = 6;
@@ -22,10 +21,6 @@ interface Attempt {
   readonly groupId: string;
   readonly startedAtMs: number;
   readonly outcome: Outcome;
-}
-
-function newSecret(tag: string): string {
-  return `ps-${tag}-${randomBytes(16).toString('hex')}`;
 }
 
 const kekIdOf = (hex: string) => importKekFromHex(hex).kekId;

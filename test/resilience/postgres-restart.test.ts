@@ -6,7 +6,6 @@
  * service recovers by itself; nothing acknowledged with 201 is lost; an unacknowledged creation can
  * be retried safely (201 or the idempotent 200); every stored group has its creation audited.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { freePort } from '../support/free-port';
 import { describeFindings, LeakEvidence } from '../support/leak-sweep';
 import { startPostgresProcess, type PostgresProcess } from '../support/postgres-process';
 import { randomKekHex, startTestService, type TestService } from '../support/test-service';
-import { apiClient, problemDefect, runWorkers, sleep, statusOf, waitUntil, type ApiClient, type Outcome } from './support/api-client';
+import { type ApiClient, apiClient, is2xx, newSecret, type Outcome, problemDefect, runWorkers, sleep, statusOf, waitUntil } from './support/api-client';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
 const WORKERS = 6;
@@ -28,14 +27,6 @@ interface Attempt {
   readonly action: 'create' | 'read';
   readonly groupId: string;
   readonly outcome: Outcome;
-}
-
-function newSecret(tag: string): string {
-  return `ps-${tag}-${randomBytes(16).toString('hex')}`;
-}
-
-function is2xx(outcome: Outcome): boolean {
-  return outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300;
 }
 
 describe('Postgres stopped and restarted under load', () => {

@@ -8,12 +8,11 @@
  * stored); requests sent after it are refused cleanly (connection refused, or a 503 problem); the
  * process drains and exits with code 0.
  */
-import { randomBytes } from 'node:crypto';
 import { request, type ClientRequest } from 'node:http';
 import { Pool } from 'pg';
 import { describeFindings, LeakEvidence } from '../support/leak-sweep';
 import { createTestDatabase } from '../support/test-database';
-import { apiClient, problemDefect, statusOf, waitUntil, type ApiClient, type Outcome } from './support/api-client';
+import { type ApiClient, apiClient, is2xx, newSecret, type Outcome, problemDefect, statusOf, waitUntil } from './support/api-client';
 import { startServiceProcess, type ServiceProcess } from './support/service-process';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
@@ -24,14 +23,6 @@ interface Attempt {
   readonly action: 'create' | 'read' | 'upload';
   readonly groupId: string;
   readonly outcome: Outcome;
-}
-
-function newSecret(tag: string): string {
-  return `ps-${tag}-${randomBytes(16).toString('hex')}`;
-}
-
-function is2xx(outcome: Outcome): boolean {
-  return outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300;
 }
 
 /** A refusal a client can act on: nobody listening any more, or a clean "unavailable". */

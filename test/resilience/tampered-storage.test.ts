@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { describeFindings, LeakEvidence, needlesFor } from '../support/leak-sweep';
 import { randomKekHex, startTestService, type TestService } from '../support/test-service';
-import { apiClient, problemDefect, statusOf, type ApiClient } from './support/api-client';
+import { type ApiClient, apiClient, newSecret, problemDefect, statusOf } from './support/api-client';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
 const UNREADABLE_TYPE = 'https://provsec.dev/problems/stored-secret-unreadable';
@@ -39,10 +39,6 @@ function envelopeFields(length: number): Array<{ field: string; start: number; e
     { field: 'secret ciphertext', start: 91, end: length - 16, code: 'decryption_failed' },
     { field: 'secret tag', start: length - 16, end: length, code: 'decryption_failed' },
   ];
-}
-
-function newSecret(tag: string): string {
-  return `ps-${tag}-${randomBytes(16).toString('hex')}`;
 }
 
 describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () => {

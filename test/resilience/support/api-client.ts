@@ -3,12 +3,22 @@
  * requests in seconds). It never throws for a network failure: a refused or reset connection is an
  * outcome the tests classify, like a status code. Every response body goes to the leak evidence.
  */
+import { randomBytes } from 'node:crypto';
 import { Agent, request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { LeakEvidence } from '../../support/leak-sweep';
 
 export type Outcome =
   | { readonly kind: 'response'; readonly status: number; readonly headers: IncomingHttpHeaders; readonly body: string }
   | { readonly kind: 'network-error'; readonly code: string };
+
+/** A fresh provision secret, tagged so a leak finding says which test stored it. */
+export function newSecret(tag: string): string {
+  return `ps-${tag}-${randomBytes(16).toString('hex')}`;
+}
+
+export function is2xx(outcome: Outcome): boolean {
+  return outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300;
+}
 
 export interface SendOptions {
   readonly token?: string;

@@ -52,7 +52,11 @@ function main(): void {
   app.disable('x-powered-by');
   app.use(express.json());
 
-  const actorFor = (req: Request) => ({ ...BASELINE_ACTOR, requestId: randomUUID(), clientAddress: req.socket.remoteAddress ?? null });
+  const actorFor = (req: Request) => ({
+    ...BASELINE_ACTOR,
+    requestId: randomUUID(),
+    clientAddress: req.socket.remoteAddress ?? null,
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'alive' });
@@ -76,14 +80,21 @@ function main(): void {
       return;
     }
     const group = await store.insert(
-      { id: body.id, name: typeof body.name === 'string' ? body.name : null, sealed: { envelope: Buffer.alloc(envelopeBytes), kekId, kekVersion } },
+      {
+        id: body.id,
+        name: typeof body.name === 'string' ? body.name : null,
+        sealed: { envelope: Buffer.alloc(envelopeBytes), kekId, kekVersion },
+      },
       actorFor(req),
     );
     if (!group) {
       res.status(409).json({ status: 409, title: 'Conflict' });
       return;
     }
-    res.status(201).location(`/v1/device-groups/${encodeURIComponent(group.id)}`).json(toMetadataJson(group));
+    res
+      .status(201)
+      .location(`/v1/device-groups/${encodeURIComponent(group.id)}`)
+      .json(toMetadataJson(group));
   });
 
   const server = app.listen(Number(requiredEnv('PORT')), '127.0.0.1');

@@ -50,33 +50,56 @@ function renderPanel(panel: Panel): string {
   const top = 122;
   const bottom = HEIGHT - 92;
   const plotHeight = bottom - top;
-  const { axisMax, step } = niceAxis(Math.max(...panel.groups.flatMap((group) => [group.service, group.baseline])) * 1.1);
+  const { axisMax, step } = niceAxis(
+    Math.max(...panel.groups.flatMap((group) => [group.service, group.baseline])) * 1.1,
+  );
   const y = (value: number) => bottom - (value / axisMax) * plotHeight;
   const parts: string[] = [];
-  parts.push(`<text x="${panel.x}" y="${top - 30}" font-size="15" font-weight="600" fill="${COLORS.text}">${escapeXml(panel.title)}</text>`);
+  parts.push(
+    `<text x="${panel.x}" y="${top - 30}" font-size="15" font-weight="600" fill="${COLORS.text}">${escapeXml(panel.title)}</text>`,
+  );
   const ticks = Math.round(axisMax / step);
   for (let tick = 0; tick <= ticks; tick++) {
     const value = step * tick;
-    parts.push(`<line x1="${panel.x}" x2="${panel.x + panel.width}" y1="${y(value).toFixed(1)}" y2="${y(value).toFixed(1)}" stroke="${COLORS.grid}"/>`);
-    parts.push(`<text x="${panel.x - 6}" y="${(y(value) + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="${COLORS.muted}">${escapeXml(formatTick(value))}</text>`);
+    parts.push(
+      `<line x1="${panel.x}" x2="${panel.x + panel.width}" y1="${y(value).toFixed(1)}" y2="${y(value).toFixed(1)}" stroke="${COLORS.grid}"/>`,
+    );
+    parts.push(
+      `<text x="${panel.x - 6}" y="${(y(value) + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="${COLORS.muted}">${escapeXml(formatTick(value))}</text>`,
+    );
   }
-  parts.push(`<text x="${panel.x - 6}" y="${top - 10}" font-size="11" text-anchor="end" fill="${COLORS.muted}">${escapeXml(panel.unit)}</text>`);
+  parts.push(
+    `<text x="${panel.x - 6}" y="${top - 10}" font-size="11" text-anchor="end" fill="${COLORS.muted}">${escapeXml(panel.unit)}</text>`,
+  );
   const groupWidth = panel.width / panel.groups.length;
   const barWidth = Math.min(46, groupWidth * 0.32);
   panel.groups.forEach((group, index) => {
     const center = panel.x + groupWidth * (index + 0.5);
-    for (const [offset, target] of [[-1, 'service'], [0, 'baseline']] as const) {
+    for (const [offset, target] of [
+      [-1, 'service'],
+      [0, 'baseline'],
+    ] as const) {
       const value = group[target];
       const left = center + offset * barWidth + (offset === 0 ? 2 : -2);
-      parts.push(`<rect x="${left.toFixed(1)}" y="${y(value).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${(bottom - y(value)).toFixed(1)}" fill="${COLORS[target]}"><title>${target}: ${escapeXml(panel.format(value))} ${escapeXml(panel.unit)}</title></rect>`);
-      parts.push(`<text x="${(left + barWidth / 2).toFixed(1)}" y="${(y(value) - 5).toFixed(1)}" font-size="11" text-anchor="middle" fill="${COLORS.text}">${escapeXml(panel.format(value))}</text>`);
+      parts.push(
+        `<rect x="${left.toFixed(1)}" y="${y(value).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${(bottom - y(value)).toFixed(1)}" fill="${COLORS[target]}"><title>${target}: ${escapeXml(panel.format(value))} ${escapeXml(panel.unit)}</title></rect>`,
+      );
+      parts.push(
+        `<text x="${(left + barWidth / 2).toFixed(1)}" y="${(y(value) - 5).toFixed(1)}" font-size="11" text-anchor="middle" fill="${COLORS.text}">${escapeXml(panel.format(value))}</text>`,
+      );
     }
-    parts.push(`<text x="${center.toFixed(1)}" y="${bottom + 18}" font-size="12" text-anchor="middle" fill="${COLORS.text}">${escapeXml(group.label)}</text>`);
+    parts.push(
+      `<text x="${center.toFixed(1)}" y="${bottom + 18}" font-size="12" text-anchor="middle" fill="${COLORS.text}">${escapeXml(group.label)}</text>`,
+    );
     (group.notes ?? []).forEach((note, line) => {
-      parts.push(`<text x="${center.toFixed(1)}" y="${bottom + 34 + 14 * line}" font-size="11" text-anchor="middle" fill="${COLORS.muted}">${escapeXml(note)}</text>`);
+      parts.push(
+        `<text x="${center.toFixed(1)}" y="${bottom + 34 + 14 * line}" font-size="11" text-anchor="middle" fill="${COLORS.muted}">${escapeXml(note)}</text>`,
+      );
     });
   });
-  parts.push(`<line x1="${panel.x}" x2="${panel.x + panel.width}" y1="${bottom}" y2="${bottom}" stroke="${COLORS.muted}"/>`);
+  parts.push(
+    `<line x1="${panel.x}" x2="${panel.x + panel.width}" y1="${bottom}" y2="${bottom}" stroke="${COLORS.muted}"/>`,
+  );
   return parts.join('\n');
 }
 
@@ -90,7 +113,10 @@ export function renderChart(results: BenchResults): string {
     format: (value) => value.toFixed(0),
     groups: scenarios.map(([scenario, summary]) => ({
       label: SCENARIO_TITLES[scenario],
-      notes: [`throughput ratio ${summary.throughputRatio.toFixed(2)}`, `CPU per request ${summary.cpuPerRequestRatio.toFixed(1)}x`],
+      notes: [
+        `throughput ratio ${summary.throughputRatio.toFixed(2)}`,
+        `CPU per request ${summary.cpuPerRequestRatio.toFixed(1)}x`,
+      ],
       service: summary.service.requestsPerSecond,
       baseline: summary.baseline.requestsPerSecond,
     })),

@@ -18,5 +18,11 @@ export function percentile(sortedAscending: Float64Array, fraction: number): num
 export function summarizeLatencies(latenciesMs: readonly number[]): LatencySummaryMs {
   const sorted = Float64Array.from(latenciesMs).sort();
   const mean = sorted.length === 0 ? Number.NaN : sorted.reduce((sum, value) => sum + value, 0) / sorted.length;
-  return { mean, p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? Number.NaN };
+  return {
+    mean,
+    p50: percentile(sorted, 0.5),
+    p90: percentile(sorted, 0.9),
+    p99: percentile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+  };
 }

@@ -50,7 +50,11 @@ function requestFor(job: LoadJob): autocannon.Request {
         const n = sequence++;
         // A stride coprime to the id count visits every group, never the same few in a row.
         const id = ids[(n * 7919) % ids.length] as string;
-        return { ...request, path: `/v1/device-groups/${encodeURIComponent(id)}/provision-secret`, headers: { authorization: authorizations[n % authorizations.length] as string } };
+        return {
+          ...request,
+          path: `/v1/device-groups/${encodeURIComponent(id)}/provision-secret`,
+          headers: { authorization: authorizations[n % authorizations.length] as string },
+        };
       },
     };
   }
@@ -75,8 +79,15 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const started = process.hrtime.bigint();
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
-      { url: job.baseUrl, connections: job.connections, duration: job.durationSeconds, requests: [requestFor(job)], timeout: 10 },
-      (error: unknown, finished: autocannon.Result) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(finished)),
+      {
+        url: job.baseUrl,
+        connections: job.connections,
+        duration: job.durationSeconds,
+        requests: [requestFor(job)],
+        timeout: 10,
+      },
+      (error: unknown, finished: autocannon.Result) =>
+        error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(finished),
     );
     instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
       statusCounts[statusCode] = (statusCounts[statusCode] ?? 0) + 1;
@@ -103,7 +114,10 @@ if (require.main === module) {
   process.once('message', (job: LoadJob) => {
     runLoad(job).then(
       (result) => process.send?.({ ok: true, result }, () => process.disconnect()),
-      (error: unknown) => process.send?.({ ok: false, message: error instanceof Error ? error.message : String(error) }, () => process.disconnect()),
+      (error: unknown) =>
+        process.send?.({ ok: false, message: error instanceof Error ? error.message : String(error) }, () =>
+          process.disconnect(),
+        ),
     );
   });
 }

@@ -83,7 +83,13 @@ export function describeMachine(): MachineDescription {
   } catch {
     // Not Linux: os.cpus() is the best we have.
   }
-  return { logicalCpus: availableParallelism(), cpuModel, memoryBytes: totalmem(), kernel: release(), node: process.version };
+  return {
+    logicalCpus: availableParallelism(),
+    cpuModel,
+    memoryBytes: totalmem(),
+    kernel: release(),
+    node: process.version,
+  };
 }
 
 export interface ResidentMemorySampler {

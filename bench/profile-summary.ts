@@ -34,17 +34,29 @@ export function frameOwner(frame: ProfileNode['callFrame']): string | undefined 
   const packageMatch = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(url);
   if (packageMatch?.[1]) return `npm:${packageMatch[1]}`;
   const sourceMatch = /\/dist\/(src|bench|scripts)\/([^/]+)/.exec(url);
-  if (sourceMatch) return sourceMatch[2]?.endsWith('.js') ? `${sourceMatch[1]}/${sourceMatch[2].replace(/\.js$/, '')}` : `${sourceMatch[1]}/${sourceMatch[2]}`;
+  if (sourceMatch)
+    return sourceMatch[2]?.endsWith('.js')
+      ? `${sourceMatch[1]}/${sourceMatch[2].replace(/\.js$/, '')}`
+      : `${sourceMatch[1]}/${sourceMatch[2]}`;
   return undefined;
 }
 
 /** The concerns the benchmark reports, from the owners above. Unlisted packages are "other packages". */
 const CONCERNS: ReadonlyArray<readonly [string, RegExp]> = [
   ['token verification (jose, src/auth)', /^(npm:jose|src\/auth)$/],
-  ['logging (pino, pino-http, sonic-boom, src/log)', /^(npm:pino.*|npm:sonic-boom|npm:thread-stream|npm:fast-redact|npm:@pinojs\/.*|npm:quick-format-unescaped|npm:safe-stable-stringify|npm:atomic-sleep|src\/log)$/],
-  ['HTTP framework (express, router, body-parser, helmet...)', /^npm:(express|router|body-parser|raw-body|helmet|finalhandler|send|on-finished|on-headers|type-is|content-type|mime-types|mime-db|qs|cookie|accepts|negotiator|depd|debug|ms|vary|fresh|etag|statuses|http-errors|iconv-lite|parseurl|path-to-regexp|encodeurl|escape-html|media-typer|merge-descriptors|proxy-addr|range-parser|forwarded|ipaddr\.js|serve-static|setprototypeof|inherits|toidentifier|bytes|unpipe|ee-first|methods|utils-merge|content-disposition|once|wrappy|is-promise)$/],
+  [
+    'logging (pino, pino-http, sonic-boom, src/log)',
+    /^(npm:pino.*|npm:sonic-boom|npm:thread-stream|npm:fast-redact|npm:@pinojs\/.*|npm:quick-format-unescaped|npm:safe-stable-stringify|npm:atomic-sleep|src\/log)$/,
+  ],
+  [
+    'HTTP framework (express, router, body-parser, helmet...)',
+    /^npm:(express|router|body-parser|raw-body|helmet|finalhandler|send|on-finished|on-headers|type-is|content-type|mime-types|mime-db|qs|cookie|accepts|negotiator|depd|debug|ms|vary|fresh|etag|statuses|http-errors|iconv-lite|parseurl|path-to-regexp|encodeurl|escape-html|media-typer|merge-descriptors|proxy-addr|range-parser|forwarded|ipaddr\.js|serve-static|setprototypeof|inherits|toidentifier|bytes|unpipe|ee-first|methods|utils-merge|content-disposition|once|wrappy|is-promise)$/,
+  ],
   ['our HTTP layer (src/http)', /^src\/http$/],
-  ['database client (pg)', /^npm:(pg|pg-pool|pg-protocol|pg-types|pg-connection-string|pgpass|postgres-.*|split2|buffer-writer|packet-reader)$/],
+  [
+    'database client (pg)',
+    /^npm:(pg|pg-pool|pg-protocol|pg-types|pg-connection-string|pgpass|postgres-.*|split2|buffer-writer|packet-reader)$/,
+  ],
   ['envelope crypto (@noble/ciphers, src/crypto)', /^(npm:@noble\/.*|src\/crypto)$/],
   ['metrics (prom-client, src/metrics)', /^(npm:prom-client|npm:tdigest|npm:bintrees|src\/metrics)$/],
   ['rate limit (express-rate-limit)', /^npm:express-rate-limit$/],
@@ -133,16 +145,22 @@ export function formatBreakdown(breakdown: ProfileBreakdown): string {
     '',
     'by concern:',
   ];
-  for (const { concern, samples } of breakdown.byConcern) if (concern !== 'idle') lines.push(`  ${share(samples)}  ${String(samples).padStart(7)}  ${concern}`);
+  for (const { concern, samples } of breakdown.byConcern)
+    if (concern !== 'idle') lines.push(`  ${share(samples)}  ${String(samples).padStart(7)}  ${concern}`);
   lines.push('', 'by owner (package or source folder):');
-  for (const { owner, samples } of breakdown.byOwner.slice(0, 20)) if (owner !== 'idle') lines.push(`  ${share(samples)}  ${String(samples).padStart(7)}  ${owner}`);
+  for (const { owner, samples } of breakdown.byOwner.slice(0, 20))
+    if (owner !== 'idle') lines.push(`  ${share(samples)}  ${String(samples).padStart(7)}  ${owner}`);
   lines.push('', 'top functions by self samples:');
-  for (const { name, selfSamples } of breakdown.topFunctions) lines.push(`  ${share(selfSamples)}  ${String(selfSamples).padStart(7)}  ${name}`);
+  for (const { name, selfSamples } of breakdown.topFunctions)
+    lines.push(`  ${share(selfSamples)}  ${String(selfSamples).padStart(7)}  ${name}`);
   return lines.join('\n');
 }
 
 if (require.main === module) {
-  const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { top: { type: 'string', default: '25' } },
+    allowPositionals: true,
+  });
   const file = positionals[0];
   if (file === undefined) {
     process.stderr.write('usage: node dist/bench/profile-summary.js <file.cpuprofile> [--top 25]\n');

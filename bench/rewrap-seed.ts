@@ -44,7 +44,12 @@ function sealForSeeding(secret: Uint8Array, groupId: string, kek: KeyEncryptionK
     formatVersion: ENVELOPE_FORMAT_V1,
     kekIdBytes,
     wrapNonce,
-    wrappedDataKey: gcmEncrypt(kek.key, wrapNonce, dataKey, encodeDataKeyWrapAad(ENVELOPE_FORMAT_V1, boundContext, kekIdBytes)),
+    wrappedDataKey: gcmEncrypt(
+      kek.key,
+      wrapNonce,
+      dataKey,
+      encodeDataKeyWrapAad(ENVELOPE_FORMAT_V1, boundContext, kekIdBytes),
+    ),
     dataNonce,
     secretCiphertext: gcmEncrypt(dataKey, dataNonce, secret, encodeSecretAad(ENVELOPE_FORMAT_V1, boundContext)),
   });
@@ -53,7 +58,13 @@ function sealForSeeding(secret: Uint8Array, groupId: string, kek: KeyEncryptionK
 }
 
 /** Many rows per INSERT, the envelopes as one binary parameter (no bytea[] hex round trip). */
-async function insertChunk(pool: Pool, start: number, end: number, kek: KeyEncryptionKey, secretSeed: Buffer): Promise<void> {
+async function insertChunk(
+  pool: Pool,
+  start: number,
+  end: number,
+  kek: KeyEncryptionKey,
+  secretSeed: Buffer,
+): Promise<void> {
   const ids: string[] = [];
   const envelopes: Uint8Array[] = [];
   for (let index = start; index < end; index++) {
@@ -79,7 +90,13 @@ async function insertChunk(pool: Pool, start: number, end: number, kek: KeyEncry
 }
 
 async function seedChild(): Promise<void> {
-  const { databaseUrl, from, to, kek1Hex, secretSeedHex } = JSON.parse(process.env.BENCH_SEED as string) as { databaseUrl: string; from: number; to: number; kek1Hex: string; secretSeedHex: string };
+  const { databaseUrl, from, to, kek1Hex, secretSeedHex } = JSON.parse(process.env.BENCH_SEED as string) as {
+    databaseUrl: string;
+    from: number;
+    to: number;
+    kek1Hex: string;
+    secretSeedHex: string;
+  };
   const kek1 = importKek(Buffer.from(kek1Hex, 'hex'), 1);
   const secretSeed = Buffer.from(secretSeedHex, 'hex');
   const pool = new Pool({ connectionString: databaseUrl, max: 2 });
@@ -98,14 +115,28 @@ async function seedChild(): Promise<void> {
 }
 
 /** Seeds in one child process per core, each an id range of its own. */
-export async function seedInChildren(databaseUrl: string, rows: number, kek1Hex: string, secretSeedHex: string): Promise<void> {
+export async function seedInChildren(
+  databaseUrl: string,
+  rows: number,
+  kek1Hex: string,
+  secretSeedHex: string,
+): Promise<void> {
   const children = Math.max(1, Math.min(availableParallelism(), Math.ceil(rows / SEED_CHUNK_ROWS)));
   const rowsPerChild = Math.ceil(rows / children);
   await Promise.all(
     Array.from({ length: children }, (_, index) => {
-      const seed = { databaseUrl, from: index * rowsPerChild, to: Math.min(rows, (index + 1) * rowsPerChild), kek1Hex, secretSeedHex };
+      const seed = {
+        databaseUrl,
+        from: index * rowsPerChild,
+        to: Math.min(rows, (index + 1) * rowsPerChild),
+        kek1Hex,
+        secretSeedHex,
+      };
       return new Promise<void>((resolve, reject) => {
-        const child = fork(__filename, [], { env: { ...process.env, BENCH_SEED: JSON.stringify(seed) }, stdio: 'inherit' });
+        const child = fork(__filename, [], {
+          env: { ...process.env, BENCH_SEED: JSON.stringify(seed) },
+          stdio: 'inherit',
+        });
         child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`seeding failed (exit ${code})`))));
       });
     }),

@@ -44,7 +44,9 @@ async function main(): Promise<void> {
   const batchSize = Number(values['batch-size']);
   const concurrency = Number(values.concurrency);
   const cryptoThreads = Number(values['crypto-threads']);
-  console.log(`provsec rewrap benchmark: ${rows} rows, batch ${batchSize}, ${concurrency} lanes, ${cryptoThreads} crypto threads; Node ${process.version}, ${cpus()[0]?.model ?? '?'} (${availableParallelism()} cores), load average ${loadavg()[0]?.toFixed(2)}`);
+  console.log(
+    `provsec rewrap benchmark: ${rows} rows, batch ${batchSize}, ${concurrency} lanes, ${cryptoThreads} crypto threads; Node ${process.version}, ${cpus()[0]?.model ?? '?'} (${availableParallelism()} cores), load average ${loadavg()[0]?.toFixed(2)}`,
+  );
 
   const database = await openBenchDatabase(values['keep-data']);
   const pool = new Pool({ connectionString: database.url, max: concurrency + 1 });
@@ -68,8 +70,16 @@ async function main(): Promise<void> {
     // As a long-lived table would be: statistics current and the visibility map set.
     await pool.query('VACUUM ANALYZE ota_groups');
     await pool.query('CHECKPOINT');
-    console.log(`seeded ${rows} rows in ${seedSeconds.toFixed(1)} s (${Math.round(rows / seedSeconds)} rows/s), vacuum + checkpoint ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
-    await checkSample(pool, Keyring.single(kek1), secretSeed, rows, 'seeded envelopes open with the real openSecret under KEK1');
+    console.log(
+      `seeded ${rows} rows in ${seedSeconds.toFixed(1)} s (${Math.round(rows / seedSeconds)} rows/s), vacuum + checkpoint ${((performance.now() - startedAt) / 1000).toFixed(1)} s`,
+    );
+    await checkSample(
+      pool,
+      Keyring.single(kek1),
+      secretSeed,
+      rows,
+      'seeded envelopes open with the real openSecret under KEK1',
+    );
 
     // The rotation: KEK2 becomes current, KEK1 stays to unwrap.
     const keyring = Keyring.create([kek1, kek2], kek2.kekId);
@@ -97,7 +107,9 @@ async function main(): Promise<void> {
           if (now - lastLineAt < 5000) return;
           lastLineAt = now;
           serverCpuMs(database, serverCpu);
-          console.log(`  ${progress.rewrapped}/${progress.total} rows, ${Math.round(progress.rewrapped / ((now - startedAt) / 1000))} rows/s, RSS ${mb(process.memoryUsage.rss(), "b")} (heap ${mb(process.memoryUsage().heapTotal, "b")}, buffers ${mb(process.memoryUsage().arrayBuffers, "b")})`);
+          console.log(
+            `  ${progress.rewrapped}/${progress.total} rows, ${Math.round(progress.rewrapped / ((now - startedAt) / 1000))} rows/s, RSS ${mb(process.memoryUsage.rss(), 'b')} (heap ${mb(process.memoryUsage().heapTotal, 'b')}, buffers ${mb(process.memoryUsage().arrayBuffers, 'b')})`,
+          );
         },
       },
     );
@@ -108,19 +120,36 @@ async function main(): Promise<void> {
     const rowsPerSecond = Math.round(result.rewrapped / seconds);
 
     const busyMs = split.claimMs + split.cryptoMs + split.writeMs + split.commitMs;
-    const share = (ms: number) => `${((ms / busyMs) * 100).toFixed(0)}% (${((ms * 1000) / Math.max(result.rewrapped, 1)).toFixed(1)} µs/row)`;
-    console.log(`rewrapped ${result.rewrapped} rows in ${seconds.toFixed(1)} s: ${rowsPerSecond} rows/s; failed ${result.failed}; remaining ${result.remaining}; ${result.timings.batches} batches`);
+    const share = (ms: number) =>
+      `${((ms / busyMs) * 100).toFixed(0)}% (${((ms * 1000) / Math.max(result.rewrapped, 1)).toFixed(1)} µs/row)`;
+    console.log(
+      `rewrapped ${result.rewrapped} rows in ${seconds.toFixed(1)} s: ${rowsPerSecond} rows/s; failed ${result.failed}; remaining ${result.remaining}; ${result.timings.batches} batches`,
+    );
     console.log(`peak RSS ${mb(peakRssKb, 'kb')} (the rewrap process; seeding ran in child processes)`);
-    console.log(`time split (wall time per phase, summed over ${concurrency} lanes, which overlap): claim SELECT ${share(split.claimMs)}, crypto ${share(split.cryptoMs)}, UPDATE ${share(split.writeMs)}, COMMIT ${share(split.commitMs)}`);
+    console.log(
+      `time split (wall time per phase, summed over ${concurrency} lanes, which overlap): claim SELECT ${share(split.claimMs)}, crypto ${share(split.cryptoMs)}, UPDATE ${share(split.writeMs)}, COMMIT ${share(split.commitMs)}`,
+    );
     const nodeCpuUsPerRow = (cpu.user + cpu.system) / Math.max(result.rewrapped, 1);
     if (serverCpu.size > 0) {
       const serverUsPerRow = (serverCpuUsed * 1000) / Math.max(result.rewrapped, 1);
-      console.log(`CPU per row: Node ${nodeCpuUsPerRow.toFixed(1)} µs (main + crypto threads), Postgres ${serverUsPerRow.toFixed(1)} µs: a ceiling of ${Math.round((availableParallelism() * 1e6) / (nodeCpuUsPerRow + serverUsPerRow))} rows/s on ${availableParallelism()} idle cores`);
+      console.log(
+        `CPU per row: Node ${nodeCpuUsPerRow.toFixed(1)} µs (main + crypto threads), Postgres ${serverUsPerRow.toFixed(1)} µs: a ceiling of ${Math.round((availableParallelism() * 1e6) / (nodeCpuUsPerRow + serverUsPerRow))} rows/s on ${availableParallelism()} idle cores`,
+      );
     } else {
-      console.log(`CPU per row: Node ${nodeCpuUsPerRow.toFixed(1)} µs (main + crypto threads); Postgres not measured (remote server)`);
+      console.log(
+        `CPU per row: Node ${nodeCpuUsPerRow.toFixed(1)} µs (main + crypto threads); Postgres not measured (remote server)`,
+      );
     }
-    await checkSample(pool, Keyring.single(kek2), secretSeed, rows, 'rewrapped envelopes open under KEK2 alone, with the original secrets');
-    console.log(`target ${TARGET_ROWS_PER_SECOND} rows/s: ${rowsPerSecond >= TARGET_ROWS_PER_SECOND ? 'MET' : 'NOT MET'}; target peak RSS < ${TARGET_PEAK_RSS_MB} MB: ${peakRssKb / 1024 < TARGET_PEAK_RSS_MB ? 'MET' : 'NOT MET'}; load average now ${loadavg()[0]?.toFixed(2)}`);
+    await checkSample(
+      pool,
+      Keyring.single(kek2),
+      secretSeed,
+      rows,
+      'rewrapped envelopes open under KEK2 alone, with the original secrets',
+    );
+    console.log(
+      `target ${TARGET_ROWS_PER_SECOND} rows/s: ${rowsPerSecond >= TARGET_ROWS_PER_SECOND ? 'MET' : 'NOT MET'}; target peak RSS < ${TARGET_PEAK_RSS_MB} MB: ${peakRssKb / 1024 < TARGET_PEAK_RSS_MB ? 'MET' : 'NOT MET'}; load average now ${loadavg()[0]?.toFixed(2)}`,
+    );
     kek1Bytes.fill(0);
     kek2Bytes.fill(0);
   } finally {
@@ -131,15 +160,30 @@ async function main(): Promise<void> {
 }
 
 /** Opens up to 1000 rows spread over the table with the real openSecret and compares the secret. */
-async function checkSample(pool: Pool, keyring: Keyring, secretSeed: Buffer, rows: number, what: string): Promise<void> {
+async function checkSample(
+  pool: Pool,
+  keyring: Keyring,
+  secretSeed: Buffer,
+  rows: number,
+  what: string,
+): Promise<void> {
   const step = Math.max(1, Math.floor(rows / 1000));
   const ids = Array.from({ length: Math.ceil(rows / step) }, (_, index) => groupIdOf(index * step));
-  const result = await pool.query<{ id: string; secret_version: number; provision_secret_envelope: Buffer }>('SELECT id, secret_version, provision_secret_envelope FROM ota_groups WHERE id = ANY($1)', [ids]);
+  const result = await pool.query<{ id: string; secret_version: number; provision_secret_envelope: Buffer }>(
+    'SELECT id, secret_version, provision_secret_envelope FROM ota_groups WHERE id = ANY($1)',
+    [ids],
+  );
   for (const row of result.rows) {
-    const secret = openSecret(row.provision_secret_envelope, { groupId: row.id, secretVersion: row.secret_version }, keyring);
-    if (!Buffer.from(secret).equals(secretOf(secretSeed, row.id))) throw new Error(`sample check failed for ${row.id}: ${what}`);
+    const secret = openSecret(
+      row.provision_secret_envelope,
+      { groupId: row.id, secretVersion: row.secret_version },
+      keyring,
+    );
+    if (!Buffer.from(secret).equals(secretOf(secretSeed, row.id)))
+      throw new Error(`sample check failed for ${row.id}: ${what}`);
   }
-  if (result.rows.length !== ids.length) throw new Error(`sample check found ${result.rows.length} of ${ids.length} rows`);
+  if (result.rows.length !== ids.length)
+    throw new Error(`sample check found ${result.rows.length} of ${ids.length} rows`);
   console.log(`check: ${result.rows.length} sampled ${what}`);
 }
 

@@ -24,10 +24,34 @@ import { Client } from 'pg';
 import { APP_ROOT } from '../src/app-root';
 import { renderChart } from './chart';
 import type { LoadJob, LoadResult, Scenario } from './load-driver';
-import { describeMachine, machineBusyFraction, machineCpuSample, memoryStatus, processCpuMs, sampleResidentMemory } from './proc-stats';
+import {
+  describeMachine,
+  machineBusyFraction,
+  machineCpuSample,
+  memoryStatus,
+  processCpuMs,
+  sampleResidentMemory,
+} from './proc-stats';
 import { analyzeProfile, formatBreakdown, type CpuProfile, type ProfileBreakdown } from './profile-summary';
-import { createBenchIssuer, freePort, startBenchDatabase, startServerProcess, writeKeyFile, type BenchIssuer, type ServerProcess, type TokenAlgorithm } from './stack';
-import { formatSummary, summarizeScenario, TARGET_PEAK_RSS_BYTES, type BenchConfiguration, type BenchResults, type RoundRecord, type Target } from './summary';
+import {
+  createBenchIssuer,
+  freePort,
+  startBenchDatabase,
+  startServerProcess,
+  writeKeyFile,
+  type BenchIssuer,
+  type ServerProcess,
+  type TokenAlgorithm,
+} from './stack';
+import {
+  formatSummary,
+  summarizeScenario,
+  TARGET_PEAK_RSS_BYTES,
+  type BenchConfiguration,
+  type BenchResults,
+  type RoundRecord,
+  type Target,
+} from './summary';
 
 /**
  * The heap the service gets in its pod: Node 20 sizes V8 from the cgroup memory limit (256Mi in
@@ -111,9 +135,11 @@ function parseOptions(argv: readonly string[]): BenchOptions {
   };
   // The name becomes a file name in bench/results.
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(values.name)) throw new Error('--name may use only A-Z a-z 0-9 . _ -');
-  if (!['ES256', 'RS256', 'EdDSA'].includes(values['token-alg'])) throw new Error('--token-alg must be ES256, RS256 or EdDSA');
+  if (!['ES256', 'RS256', 'EdDSA'].includes(values['token-alg']))
+    throw new Error('--token-alg must be ES256, RS256 or EdDSA');
   const scenarios = values.scenarios.split(',').map((scenario) => scenario.trim());
-  if (scenarios.length === 0 || scenarios.some((scenario) => scenario !== 'read' && scenario !== 'create')) throw new Error('--scenarios must list read and/or create');
+  if (scenarios.length === 0 || scenarios.some((scenario) => scenario !== 'read' && scenario !== 'create'))
+    throw new Error('--scenarios must list read and/or create');
   return {
     name: values.name,
     rounds: count('rounds', values.rounds, 1),
@@ -134,7 +160,14 @@ function parseOptions(argv: readonly string[]): BenchOptions {
 
 const say = (text: string) => process.stderr.write(`bench: ${text}\n`);
 
-function serviceEnv(options: BenchOptions, port: number, databaseUrl: string, keyFile: string, issuer: BenchIssuer, stateDir: string): Record<string, string> {
+function serviceEnv(
+  options: BenchOptions,
+  port: number,
+  databaseUrl: string,
+  keyFile: string,
+  issuer: BenchIssuer,
+  stateDir: string,
+): Record<string, string> {
   return {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -179,7 +212,10 @@ async function seedGroups(service: ServerProcess, authorization: string, count: 
 /** One forked load-driver process per run, so the client's CPU and heap are never the server's. */
 function runDriver(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const driver = fork(join(APP_ROOT, 'dist', 'bench', 'load-driver.js'), [], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const driver = fork(join(APP_ROOT, 'dist', 'bench', 'load-driver.js'), [], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     let answered = false;
     driver.once('message', (message: { ok: true; result: LoadResult } | { ok: false; message: string }) => {
       answered = true;
@@ -209,7 +245,8 @@ async function main(): Promise<void> {
   }
   const serviceScript = join(APP_ROOT, 'dist', 'src', 'main.js');
   const baselineScript = join(APP_ROOT, 'dist', 'bench', 'baseline-server.js');
-  for (const script of [serviceScript, baselineScript]) if (!existsSync(script)) throw new Error(`${script} is missing: run through \`npm run bench\`, which builds first`);
+  for (const script of [serviceScript, baselineScript])
+    if (!existsSync(script)) throw new Error(`${script} is missing: run through \`npm run bench\`, which builds first`);
 
   const workDir = mkdtempSync(join(tmpdir(), 'provsec-bench-'));
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -218,9 +255,13 @@ async function main(): Promise<void> {
     const database = await startBenchDatabase(workDir);
     cleanups.push(() => database.stop());
     const keyFile = writeKeyFile(workDir);
-    const issuer = await createBenchIssuer(workDir, { algorithm: options.tokenAlgorithm, workerCount: options.workers });
+    const issuer = await createBenchIssuer(workDir, {
+      algorithm: options.tokenAlgorithm,
+      workerCount: options.workers,
+    });
     const tokenTtlSeconds = Math.min(3600, options.roundSeconds + options.warmupSeconds + 300);
-    const managementAuthorization = async () => `Bearer ${await issuer.mint(issuer.managementSubject, tokenTtlSeconds)}`;
+    const managementAuthorization = async () =>
+      `Bearer ${await issuer.mint(issuer.managementSubject, tokenTtlSeconds)}`;
 
     const profileDir = join(APP_ROOT, 'bench', 'results', 'profiles', options.name);
     if (options.profile) {
@@ -232,7 +273,10 @@ async function main(): Promise<void> {
       name: 'service',
       script: serviceScript,
       env: serviceEnv(options, servicePort, database.url, keyFile, issuer, join(workDir, 'state')),
-      nodeArgs: [...options.nodeArgs, ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'service')}`] : [])],
+      nodeArgs: [
+        ...options.nodeArgs,
+        ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'service')}`] : []),
+      ],
       port: servicePort,
       readyPath: '/readyz',
       logFile: join(workDir, 'service.log'),
@@ -261,7 +305,10 @@ async function main(): Promise<void> {
         BASELINE_KEK_VERSION: facts.kekVersion === null ? '' : String(facts.kekVersion),
         NODE_ENV: 'production',
       },
-      nodeArgs: [...options.nodeArgs, ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'baseline')}`] : [])],
+      nodeArgs: [
+        ...options.nodeArgs,
+        ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'baseline')}`] : []),
+      ],
       port: baselinePort,
       readyPath: '/healthz',
       logFile: join(workDir, 'baseline.log'),
@@ -282,7 +329,9 @@ async function main(): Promise<void> {
         durationSeconds,
         groupIds,
         // Fresh tokens each run, one per worker identity, reused for the whole run as a worker would.
-        readerAuthorizations: await Promise.all(issuer.workerSubjects.map(async (subject) => `Bearer ${await issuer.mint(subject, tokenTtlSeconds)}`)),
+        readerAuthorizations: await Promise.all(
+          issuer.workerSubjects.map(async (subject) => `Bearer ${await issuer.mint(subject, tokenTtlSeconds)}`),
+        ),
         createIdPrefix: `bench-${target}-${label}-${randomBytes(3).toString('hex')}`,
         creatorAuthorization: await managementAuthorization(),
         createProvisionSecret: randomBytes(PROVISION_SECRET_LENGTH / 2).toString('hex'),
@@ -291,19 +340,28 @@ async function main(): Promise<void> {
         for (const target of ['service', 'baseline'] as const) {
           say(`${scenario}: warming up ${target} (${options.warmupSeconds} s)`);
           const warmup = await runDriver(await jobFor(target, 'warmup', options.warmupSeconds));
-          if (warmup.non2xxResponses > 0 || warmup.errors > 0) throw new Error(`${scenario} warm-up of ${target} failed: ${JSON.stringify(warmup.statusCounts)}, ${warmup.errors} errors`);
+          if (warmup.non2xxResponses > 0 || warmup.errors > 0)
+            throw new Error(
+              `${scenario} warm-up of ${target} failed: ${JSON.stringify(warmup.statusCounts)}, ${warmup.errors} errors`,
+            );
         }
       }
       for (let round = 1; round <= options.rounds; round++) {
         const order: Target[] = round % 2 === 1 ? ['service', 'baseline'] : ['baseline', 'service'];
         for (const target of order) {
           await checkpoint.run();
-          const record = await measureRound(targets[target], await jobFor(target, `r${round}`, options.roundSeconds), { scenario, target, round });
+          const record = await measureRound(targets[target], await jobFor(target, `r${round}`, options.roundSeconds), {
+            scenario,
+            target,
+            round,
+          });
           rounds.push(record);
           say(
             `${scenario} round ${round} ${target.padEnd(8)} ${record.requestsPerSecond.toFixed(0).padStart(6)} req/s  p50 ${record.latencyMs.p50.toFixed(2)} ms  p99 ${record.latencyMs.p99.toFixed(2)} ms  ` +
               `server ${record.serverCpuMsPerRequest.toFixed(3)} ms CPU/req (${record.serverCpuCores.toFixed(2)} cores)  machine ${(100 * record.machineBusyFraction).toFixed(0)}% busy` +
-              (record.non2xxResponses + record.errors > 0 ? `  NON-2XX ${JSON.stringify(record.statusCounts)} errors ${record.errors}` : ''),
+              (record.non2xxResponses + record.errors > 0
+                ? `  NON-2XX ${JSON.stringify(record.statusCounts)} errors ${record.errors}`
+                : ''),
           );
         }
       }
@@ -323,19 +381,24 @@ async function main(): Promise<void> {
       for (const target of ['service', 'baseline'] as const) {
         const dir = join(profileDir, target);
         const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
-        if (file !== undefined) profiles[target] = analyzeProfile(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile);
+        if (file !== undefined)
+          profiles[target] = analyzeProfile(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile);
       }
     }
 
     const serviceLog = readFileSync(service.logFile, 'utf8');
-    const requestsServedByService = options.groups + rounds.filter((round) => round.target === 'service').reduce((sum, round) => sum + round.successfulResponses, 0);
+    const requestsServedByService =
+      options.groups +
+      rounds.filter((round) => round.target === 'service').reduce((sum, round) => sum + round.successfulResponses, 0);
     const results: BenchResults = {
       name: options.name,
       createdAt: new Date().toISOString(),
       gitCommit: gitCommit(),
       machine: describeMachine(),
       configuration: configurationOf(options, facts.envelopeBytes),
-      scenarios: Object.fromEntries(options.scenarios.map((scenario) => [scenario, summarizeScenario(rounds, scenario)])),
+      scenarios: Object.fromEntries(
+        options.scenarios.map((scenario) => [scenario, summarizeScenario(rounds, scenario)]),
+      ),
       memory: {
         servicePeakRssBytes: serviceMemory.peakResidentBytes,
         serviceRssAtEndBytes: serviceMemory.residentBytes,
@@ -355,24 +418,31 @@ async function main(): Promise<void> {
       ...(options.profile ? { profiles } : {}),
     };
 
-
     const resultsDir = join(APP_ROOT, 'bench', 'results');
     mkdirSync(resultsDir, { recursive: true });
     writeFileSync(join(resultsDir, `${options.name}.json`), `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync(join(resultsDir, `${options.name}.svg`), renderChart(results));
-    process.stdout.write(`\n${formatSummary(results)}\n\nwrote bench/results/${options.name}.json and bench/results/${options.name}.svg\n`);
+    process.stdout.write(
+      `\n${formatSummary(results)}\n\nwrote bench/results/${options.name}.json and bench/results/${options.name}.svg\n`,
+    );
     for (const [target, breakdown] of Object.entries(profiles)) {
-      process.stdout.write(`\n${target} CPU profile (bench/results/profiles/${options.name}/${target}/):\n${formatBreakdown(breakdown)}\n`);
+      process.stdout.write(
+        `\n${target} CPU profile (bench/results/profiles/${options.name}/${target}/):\n${formatBreakdown(breakdown)}\n`,
+      );
     }
-
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => say(`cleanup: ${(error as Error).message}`));
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((error: unknown) => say(`cleanup: ${(error as Error).message}`));
     if (options.keep) say(`kept ${workDir}`);
     else rmSync(workDir, { recursive: true, force: true });
   }
 }
 
-async function measureRound(server: ServerProcess, job: LoadJob, where: { scenario: Scenario; target: Target; round: number }): Promise<RoundRecord> {
+async function measureRound(
+  server: ServerProcess,
+  job: LoadJob,
+  where: { scenario: Scenario; target: Target; round: number },
+): Promise<RoundRecord> {
   const cpuBeforeMs = processCpuMs(server.pid);
   const machineBefore = machineCpuSample();
   const started = process.hrtime.bigint();
@@ -397,19 +467,31 @@ async function measureRound(server: ServerProcess, job: LoadJob, where: { scenar
 }
 
 /** Before measuring anything: a worker gets the right secret from the service, and the baseline answers. */
-async function checkBothServe(targets: Targets, issuer: BenchIssuer, secrets: ReadonlyMap<string, string>, ttlSeconds: number): Promise<void> {
+async function checkBothServe(
+  targets: Targets,
+  issuer: BenchIssuer,
+  secrets: ReadonlyMap<string, string>,
+  ttlSeconds: number,
+): Promise<void> {
   const [groupId, expected] = [...secrets.entries()][0] as [string, string];
   const authorization = `Bearer ${await issuer.mint(issuer.workerSubjects[0] as string, ttlSeconds)}`;
   for (const target of ['service', 'baseline'] as const) {
-    const response = await fetch(`${targets[target].baseUrl}/v1/device-groups/${groupId}/provision-secret`, { headers: { authorization } });
+    const response = await fetch(`${targets[target].baseUrl}/v1/device-groups/${groupId}/provision-secret`, {
+      headers: { authorization },
+    });
     const body = (await response.json()) as { provisionSecret?: string };
-    if (response.status !== 200) throw new Error(`${target} refused a secret read: ${response.status} ${JSON.stringify(body)}`);
-    if (target === 'service' && body.provisionSecret !== expected) throw new Error('the service returned a different secret than was stored');
-    if (body.provisionSecret?.length !== expected.length) throw new Error(`${target} returned a secret of the wrong length`);
+    if (response.status !== 200)
+      throw new Error(`${target} refused a secret read: ${response.status} ${JSON.stringify(body)}`);
+    if (target === 'service' && body.provisionSecret !== expected)
+      throw new Error('the service returned a different secret than was stored');
+    if (body.provisionSecret?.length !== expected.length)
+      throw new Error(`${target} returned a secret of the wrong length`);
   }
 }
 
-async function storedEnvelopeFacts(databaseUrl: string): Promise<{ envelopeBytes: number; kekId: string; kekVersion: number | null }> {
+async function storedEnvelopeFacts(
+  databaseUrl: string,
+): Promise<{ envelopeBytes: number; kekId: string; kekVersion: number | null }> {
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -461,8 +543,17 @@ function configurationOf(options: BenchOptions, envelopeBytes: number): BenchCon
 
 function gitCommit(): string {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: APP_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src'], { cwd: APP_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: APP_ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src'], {
+        cwd: APP_ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() !== '';
     return dirty ? `${commit}+uncommitted-src-changes` : commit;
   } catch {
     return 'unknown';

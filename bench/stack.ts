@@ -79,22 +79,43 @@ export const BENCH_AUDIENCE = 'provsec';
  * A trusted issuer with its JWKS file, and a policy shaped like a real one: a management identity,
  * an auditor, and one rule per certificate worker, each worker granted secret reads only.
  */
-export async function createBenchIssuer(dir: string, options: { algorithm: TokenAlgorithm; workerCount: number }): Promise<BenchIssuer> {
-  const { publicKey, privateKey } = await generateKeyPair(options.algorithm, options.algorithm === 'EdDSA' ? { crv: 'Ed25519' } : {});
+export async function createBenchIssuer(
+  dir: string,
+  options: { algorithm: TokenAlgorithm; workerCount: number },
+): Promise<BenchIssuer> {
+  const { publicKey, privateKey } = await generateKeyPair(
+    options.algorithm,
+    options.algorithm === 'EdDSA' ? { crv: 'Ed25519' } : {},
+  );
   const keyId = `bench-${randomBytes(4).toString('hex')}`;
   const jwksFile = join(dir, 'jwks.json');
-  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: keyId, alg: options.algorithm, use: 'sig' }] }));
+  writeFileSync(
+    jwksFile,
+    JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: keyId, alg: options.algorithm, use: 'sig' }] }),
+  );
 
   const managementSubject = 'system:serviceaccount:platform:management-api';
-  const workerSubjects = Array.from({ length: options.workerCount }, (_, index) => `system:serviceaccount:provisioning:cert-worker-${index + 1}`);
+  const workerSubjects = Array.from(
+    { length: options.workerCount },
+    (_, index) => `system:serviceaccount:provisioning:cert-worker-${index + 1}`,
+  );
   const policyFile = join(dir, 'policy.json');
   writeFileSync(
     policyFile,
     JSON.stringify({
       rules: [
-        { subject: managementSubject, issuer: BENCH_ISSUER, permissions: ['device-groups:read', 'device-groups:write'] },
+        {
+          subject: managementSubject,
+          issuer: BENCH_ISSUER,
+          permissions: ['device-groups:read', 'device-groups:write'],
+        },
         { subject: 'system:serviceaccount:security:auditor', issuer: BENCH_ISSUER, permissions: ['audit:read'] },
-        ...workerSubjects.map((subject) => ({ subject, issuer: BENCH_ISSUER, permissions: ['provision-secret:read'], groups: ['bench-*'] })),
+        ...workerSubjects.map((subject) => ({
+          subject,
+          issuer: BENCH_ISSUER,
+          permissions: ['provision-secret:read'],
+          groups: ['bench-*'],
+        })),
       ],
     }),
   );
@@ -110,7 +131,13 @@ export async function createBenchIssuer(dir: string, options: { algorithm: Token
   };
 }
 
-function signToken(privateKey: KeyLike, algorithm: TokenAlgorithm, keyId: string, subject: string, ttlSeconds: number): Promise<string> {
+function signToken(
+  privateKey: KeyLike,
+  algorithm: TokenAlgorithm,
+  keyId: string,
+  subject: string,
+  ttlSeconds: number,
+): Promise<string> {
   const nowSeconds = Math.floor(Date.now() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg: algorithm, kid: keyId, typ: 'JWT' })

@@ -100,7 +100,9 @@ export function median(values: readonly number[]): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 function summarizeTarget(rounds: readonly RoundRecord[]): TargetSummary {
@@ -115,7 +117,9 @@ function summarizeTarget(rounds: readonly RoundRecord[]): TargetSummary {
 
 export function summarizeScenario(rounds: readonly RoundRecord[], scenario: Scenario): ScenarioSummary {
   const service = summarizeTarget(rounds.filter((round) => round.scenario === scenario && round.target === 'service'));
-  const baseline = summarizeTarget(rounds.filter((round) => round.scenario === scenario && round.target === 'baseline'));
+  const baseline = summarizeTarget(
+    rounds.filter((round) => round.scenario === scenario && round.target === 'baseline'),
+  );
   const throughputRatio = service.requestsPerSecond / baseline.requestsPerSecond;
   return {
     service,
@@ -138,7 +142,9 @@ const MIB = 1024 * 1024;
 export function formatSummary(results: BenchResults): string {
   const lines: string[] = [];
   const pad = (text: string, width: number) => text.padStart(width);
-  lines.push(`${'scenario'.padEnd(22)}${pad('target', 10)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('cpu ms/req', 12)}`);
+  lines.push(
+    `${'scenario'.padEnd(22)}${pad('target', 10)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('cpu ms/req', 12)}`,
+  );
   for (const [scenario, summary] of Object.entries(results.scenarios) as Array<[Scenario, ScenarioSummary]>) {
     for (const target of ['service', 'baseline'] as const) {
       const figures = summary[target];
@@ -146,12 +152,20 @@ export function formatSummary(results: BenchResults): string {
         `${SCENARIO_TITLES[scenario].padEnd(22)}${pad(target, 10)}${pad(figures.requestsPerSecond.toFixed(0), 10)}${pad(figures.p50Ms.toFixed(2), 9)}${pad(figures.p99Ms.toFixed(2), 9)}${pad(figures.serverCpuMsPerRequest.toFixed(3), 12)}`,
       );
     }
-    lines.push(`${''.padEnd(22)}throughput service/baseline ${summary.throughputRatio.toFixed(2)} (target >= ${summary.targetRatio}: ${summary.met ? 'met' : 'MISSED'}); server CPU per request ${summary.cpuPerRequestRatio.toFixed(1)} x the baseline's`);
+    lines.push(
+      `${''.padEnd(22)}throughput service/baseline ${summary.throughputRatio.toFixed(2)} (target >= ${summary.targetRatio}: ${summary.met ? 'met' : 'MISSED'}); server CPU per request ${summary.cpuPerRequestRatio.toFixed(1)} x the baseline's`,
+    );
   }
   const memory = results.memory;
-  lines.push(`service peak RSS (VmHWM) ${(memory.servicePeakRssBytes / MIB).toFixed(1)} MiB (target <= ${memory.targetPeakRssBytes / MIB} MiB: ${memory.met ? 'met' : 'MISSED'}); baseline ${(memory.baselinePeakRssBytes / MIB).toFixed(1)} MiB`);
-  const phases = Object.entries(memory.servicePeakRssByPhaseBytes).map(([phase, bytes]) => `${phase} ${(bytes / MIB).toFixed(1)}`);
+  lines.push(
+    `service peak RSS (VmHWM) ${(memory.servicePeakRssBytes / MIB).toFixed(1)} MiB (target <= ${memory.targetPeakRssBytes / MIB} MiB: ${memory.met ? 'met' : 'MISSED'}); baseline ${(memory.baselinePeakRssBytes / MIB).toFixed(1)} MiB`,
+  );
+  const phases = Object.entries(memory.servicePeakRssByPhaseBytes).map(
+    ([phase, bytes]) => `${phase} ${(bytes / MIB).toFixed(1)}`,
+  );
   lines.push(`service peak RSS by phase (MiB): ${phases.join(', ')}`);
-  lines.push(`service log: ${results.logging.serviceLogLines} lines, ${results.logging.bytesPerRequest.toFixed(0)} bytes per request at LOG_LEVEL=${results.configuration.serviceLogLevel}`);
+  lines.push(
+    `service log: ${results.logging.serviceLogLines} lines, ${results.logging.bytesPerRequest.toFixed(0)} bytes per request at LOG_LEVEL=${results.configuration.serviceLogLevel}`,
+  );
   return lines.join('\n');
 }

@@ -19,7 +19,10 @@ async function main(): Promise<number> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, base: { component: 'migrate' } });
-  const embedded = config.databaseUrl === undefined ? await startEmbeddedPostgres({ dataDir: join(config.stateDir, 'postgres'), port: config.embeddedPostgresPort }) : undefined;
+  const embedded =
+    config.databaseUrl === undefined
+      ? await startEmbeddedPostgres({ dataDir: join(config.stateDir, 'postgres'), port: config.embeddedPostgresPort })
+      : undefined;
   const pool = createPool({ connectionString: config.databaseUrl ?? embedded!.adminUrl, max: 1 }, logger);
   try {
     const applied = await runMigrations(pool, SQL_DIR);

@@ -32,7 +32,13 @@ function rateOf(rows: number, startedAt: number): number {
 }
 
 function progressBar(startedAt: number): ProgressReporter {
-  const bar = new SingleBar({ format: 'rewrap [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | failed {failed}', hideCursor: true }, Presets.shades_classic);
+  const bar = new SingleBar(
+    {
+      format: 'rewrap [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | failed {failed}',
+      hideCursor: true,
+    },
+    Presets.shades_classic,
+  );
   let started = false;
   return {
     update(progress) {
@@ -59,7 +65,9 @@ function plainLines(startedAt: number): ProgressReporter {
       const rate = rateOf(progress.rewrapped, startedAt);
       const left = Math.max(progress.total - progress.rewrapped - progress.failed, 0);
       const eta = rate > 0 ? `${Math.ceil(left / rate)}s` : '?';
-      process.stdout.write(`rewrap: ${progress.rewrapped}/${progress.total} rows, ${rate} rows/s, ETA ${eta}, failed ${progress.failed}\n`);
+      process.stdout.write(
+        `rewrap: ${progress.rewrapped}/${progress.total} rows, ${rate} rows/s, ETA ${eta}, failed ${progress.failed}\n`,
+      );
     },
     stop: () => undefined,
   };
@@ -67,7 +75,8 @@ function plainLines(startedAt: number): ProgressReporter {
 
 function wholeNumber(value: string | undefined, fallback: number, min: number, max: number, name: string): number {
   const parsed = value === undefined ? fallback : Number(value);
-  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new ConfigError(`--${name}`, `must be a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max)
+    throw new ConfigError(`--${name}`, `must be a whole number from ${min} to ${max}`);
   return parsed;
 }
 
@@ -75,7 +84,10 @@ function summary(result: RewrapRunResult, currentKekId: string, seconds: number)
   const lines = [
     `rewrap: ${result.rewrapped} rows moved to ${currentKekId} in ${seconds.toFixed(1)}s (${Math.round(result.rewrapped / Math.max(seconds, 0.001))} rows/s); ${result.failed} failed; ${result.remaining} left under other KEKs`,
   ];
-  for (const kek of result.unavailableKeks) lines.push(`  ${kek.rows} rows under ${kek.kekId}, which the key source does not hold: put it back in the key source, then run again`);
+  for (const kek of result.unavailableKeks)
+    lines.push(
+      `  ${kek.rows} rows under ${kek.kekId}, which the key source does not hold: put it back in the key source, then run again`,
+    );
   for (const failure of result.failures.slice(0, 20)) lines.push(`  ${failure.groupId}: ${failure.reason}`);
   if (result.stopped) lines.push('  interrupted: run it again to finish');
   return lines;
@@ -89,7 +101,12 @@ async function main(): Promise<number> {
   let quiet: boolean;
   try {
     const { values } = parseArgs({
-      options: { 'batch-size': { type: 'string' }, concurrency: { type: 'string' }, 'crypto-threads': { type: 'string' }, quiet: { type: 'boolean', default: false } },
+      options: {
+        'batch-size': { type: 'string' },
+        concurrency: { type: 'string' },
+        'crypto-threads': { type: 'string' },
+        quiet: { type: 'boolean', default: false },
+      },
     });
     config = loadConfig(process.env);
     batchSize = wholeNumber(values['batch-size'], config.rewrap.batchSize, 1, 10_000, 'batch-size');
@@ -100,19 +117,31 @@ async function main(): Promise<number> {
     quiet = values.quiet;
   } catch (error) {
     if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`provsec rewrap: ${error instanceof ConfigError ? 'configuration error: ' : ''}${(error as Error).message}\n`);
+      process.stderr.write(
+        `provsec rewrap: ${error instanceof ConfigError ? 'configuration error: ' : ''}${(error as Error).message}\n`,
+      );
       return 2;
     }
     throw error;
   }
-  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, base: { component: 'rewrap' } });
-  const embedded = config.databaseUrl === undefined ? await startEmbeddedPostgres({ dataDir: join(config.stateDir, 'postgres'), port: config.embeddedPostgresPort }) : undefined;
+  const logger = createLogger({
+    level: config.logLevel === 'info' ? 'warn' : config.logLevel,
+    base: { component: 'rewrap' },
+  });
+  const embedded =
+    config.databaseUrl === undefined
+      ? await startEmbeddedPostgres({ dataDir: join(config.stateDir, 'postgres'), port: config.embeddedPostgresPort })
+      : undefined;
   // One connection per lane, plus one for the counts between passes.
   const pool = createPool({ connectionString: config.databaseUrl ?? embedded!.adminUrl, max: concurrency + 1 }, logger);
-  const keys = createKeySource({ ...config.keySource, production: config.production }, { logger, registry: new Registry() });
+  const keys = createKeySource(
+    { ...config.keySource, production: config.production },
+    { logger, registry: new Registry() },
+  );
   let interrupted = false;
   const interrupt = () => {
-    if (!interrupted) process.stderr.write('provsec rewrap: stopping after the batches in flight (all or nothing each)\n');
+    if (!interrupted)
+      process.stderr.write('provsec rewrap: stopping after the batches in flight (all or nothing each)\n');
     interrupted = true;
   };
   process.on('SIGINT', interrupt);
@@ -121,19 +150,31 @@ async function main(): Promise<number> {
     await keys.start();
     const keyring = keys.currentKeyring();
     if (!keyring) {
-      process.stderr.write(`provsec rewrap: no keyring could be loaded from the ${config.keySource.kind} key source (${keys.status().lastError ?? 'unknown error'})\n`);
+      process.stderr.write(
+        `provsec rewrap: no keyring could be loaded from the ${config.keySource.kind} key source (${keys.status().lastError ?? 'unknown error'})\n`,
+      );
       return 1;
     }
     const startedAt = Date.now();
     const reporter = process.stdout.isTTY && !quiet ? progressBar(startedAt) : plainLines(startedAt);
     let result: RewrapRunResult;
     try {
-      result = await rewrapAll({ pool, keys }, { batchSize, concurrency, cryptoThreads, onProgress: (progress) => reporter.update(progress), shouldStop: () => interrupted });
+      result = await rewrapAll(
+        { pool, keys },
+        {
+          batchSize,
+          concurrency,
+          cryptoThreads,
+          onProgress: (progress) => reporter.update(progress),
+          shouldStop: () => interrupted,
+        },
+      );
     } finally {
       reporter.stop();
     }
     const seconds = (Date.now() - startedAt) / 1000;
-    for (const line of summary(result, keys.currentKeyring()?.current.kekId ?? keyring.current.kekId, seconds)) process.stdout.write(`${line}\n`);
+    for (const line of summary(result, keys.currentKeyring()?.current.kekId ?? keyring.current.kekId, seconds))
+      process.stdout.write(`${line}\n`);
     return result.remaining === 0 ? 0 : 1;
   } finally {
     await keys.stop();

@@ -57,7 +57,9 @@ export async function runTokenCommand(argv: readonly string[], env: Env, output:
     throw error;
   }
   if (config.auth.mode === 'configured') {
-    output.stderr(`provsec token: warning: the service trusts AUTH_ISSUER=${config.auth.issuer}, not this dev signer; it will refuse this token\n`);
+    output.stderr(
+      `provsec token: warning: the service trusts AUTH_ISSUER=${config.auth.issuer}, not this dev signer; it will refuse this token\n`,
+    );
   }
   try {
     const signer = await ensureDevSigner(config.stateDir, {

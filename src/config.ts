@@ -80,7 +80,10 @@ const integer = (min: number, max: number) =>
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 const bool = z.enum(['true', 'false'], { message: 'must be "true" or "false"' }).transform((value) => value === 'true');
 const nonEmpty = z.string().trim().min(1, 'must not be empty');
-const httpUrl = z.string().url('must be a URL').refine((value) => /^https?:\/\//.test(value), 'must be an http(s) URL');
+const httpUrl = z
+  .string()
+  .url('must be a URL')
+  .refine((value) => /^https?:\/\//.test(value), 'must be an http(s) URL');
 const postgresUrl = z
   .string()
   .refine((value) => /^postgres(ql)?:\/\/[^\s]+$/.test(value), 'must be a postgres:// connection URL');
@@ -112,11 +115,20 @@ function required<T>(env: Env, name: string, schema: z.ZodType<T>, why: string):
 }
 
 export function loadConfig(env: Env): Config {
-  const nodeEnv = read(env, 'NODE_ENV', z.enum(['development', 'test', 'production'], { message: 'must be development, test or production' }), 'development');
+  const nodeEnv = read(
+    env,
+    'NODE_ENV',
+    z.enum(['development', 'test', 'production'], { message: 'must be development, test or production' }),
+    'development',
+  );
   const production = nodeEnv === 'production';
   const databaseUrl = optional(env, 'DATABASE_URL', postgresUrl);
   // The embedded database is a developer convenience; production must name its real server.
-  if (production && databaseUrl === undefined) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production (the embedded database is for development only)');
+  if (production && databaseUrl === undefined)
+    throw new ConfigError(
+      'DATABASE_URL',
+      'is required when NODE_ENV=production (the embedded database is for development only)',
+    );
   const stateDir = resolve(read(env, 'PROVSEC_STATE_DIR', nonEmpty, '.provsec'));
 
   return {
@@ -128,7 +140,14 @@ export function loadConfig(env: Env): Config {
     databasePoolMax: read(env, 'DATABASE_POOL_MAX', integer(1, 200), '10'),
     stateDir,
     embeddedPostgresPort: read(env, 'EMBEDDED_POSTGRES_PORT', integer(1, 65535), '54329'),
-    logLevel: read(env, 'LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'must be one of fatal, error, warn, info, debug, trace, silent' }), 'info'),
+    logLevel: read(
+      env,
+      'LOG_LEVEL',
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        message: 'must be one of fatal, error, warn, info, debug, trace, silent',
+      }),
+      'info',
+    ),
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT_MS', integer(0, 600_000), '10000'),
     migrateOnStart: read(env, 'MIGRATE_ON_START', bool, 'true'),
     keySource: loadKeySourceConfig(env, production, stateDir),
@@ -145,13 +164,20 @@ export function loadConfig(env: Env): Config {
 function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): KeySourceConfig {
   const kindSchema = z.enum(['file', 'vault', 'dev'], { message: 'must be file, vault or dev' });
   // Production must say where its key comes from; a silently generated key would be lost data.
-  const kind = production ? required(env, 'KEY_SOURCE', kindSchema, 'when NODE_ENV=production (file or vault)') : read(env, 'KEY_SOURCE', kindSchema, 'dev');
+  const kind = production
+    ? required(env, 'KEY_SOURCE', kindSchema, 'when NODE_ENV=production (file or vault)')
+    : read(env, 'KEY_SOURCE', kindSchema, 'dev');
   if (kind === 'dev') {
     if (production) throw new ConfigError('KEY_SOURCE', 'dev is refused when NODE_ENV=production (use file or vault)');
     return { kind, stateDir };
   }
   if (kind === 'file') return { kind, keyFile: read(env, 'KEY_FILE', nonEmpty, '/vault/secrets/provisioning-key') };
-  const auth = read(env, 'VAULT_AUTH', z.enum(['agent', 'kubernetes'], { message: 'must be agent or kubernetes' }), 'agent');
+  const auth = read(
+    env,
+    'VAULT_AUTH',
+    z.enum(['agent', 'kubernetes'], { message: 'must be agent or kubernetes' }),
+    'agent',
+  );
   return {
     kind,
     address: required(env, 'VAULT_ADDR', httpUrl, 'when KEY_SOURCE=vault'),
@@ -159,9 +185,17 @@ function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): K
     kvMount: read(env, 'VAULT_KV_MOUNT', nonEmpty, 'kv-dev'),
     kvPath: read(env, 'VAULT_KV_PATH', nonEmpty, 'provisioning_secret_enc_key'),
     kvField: read(env, 'VAULT_KV_FIELD', nonEmpty, 'key'),
-    kubernetesRole: auth === 'kubernetes' ? required(env, 'VAULT_K8S_ROLE', nonEmpty, 'when VAULT_AUTH=kubernetes') : optional(env, 'VAULT_K8S_ROLE', nonEmpty),
+    kubernetesRole:
+      auth === 'kubernetes'
+        ? required(env, 'VAULT_K8S_ROLE', nonEmpty, 'when VAULT_AUTH=kubernetes')
+        : optional(env, 'VAULT_K8S_ROLE', nonEmpty),
     kubernetesMount: read(env, 'VAULT_K8S_MOUNT', nonEmpty, 'kubernetes'),
-    kubernetesTokenFile: read(env, 'VAULT_K8S_TOKEN_FILE', nonEmpty, '/var/run/secrets/kubernetes.io/serviceaccount/token'),
+    kubernetesTokenFile: read(
+      env,
+      'VAULT_K8S_TOKEN_FILE',
+      nonEmpty,
+      '/var/run/secrets/kubernetes.io/serviceaccount/token',
+    ),
     namespace: optional(env, 'VAULT_NAMESPACE', nonEmpty),
     pollIntervalMs: read(env, 'VAULT_POLL_INTERVAL_MS', integer(1000, 3_600_000), '30000'),
     timeoutMs: read(env, 'VAULT_TIMEOUT_MS', integer(100, 60_000), '2000'),
@@ -176,16 +210,34 @@ function loadAuthConfig(env: Env, production: boolean): AuthConfig {
   const issuer = optional(env, 'AUTH_ISSUER', nonEmpty);
   const jwksBearerTokenFile = optional(env, 'AUTH_JWKS_BEARER_TOKEN_FILE', nonEmpty);
   const policyFile = optional(env, 'AUTH_POLICY_FILE', nonEmpty);
-  if (jwksUrl !== undefined && jwksFile !== undefined) throw new ConfigError('AUTH_JWKS_FILE', 'must not be set together with AUTH_JWKS_URL (choose one key set)');
+  if (jwksUrl !== undefined && jwksFile !== undefined)
+    throw new ConfigError('AUTH_JWKS_FILE', 'must not be set together with AUTH_JWKS_URL (choose one key set)');
   const configured = jwksUrl !== undefined || jwksFile !== undefined || issuer !== undefined;
   if (!configured) {
     // The dev signer is a shortcut for a laptop: production must trust a real issuer.
-    if (production) throw new ConfigError('AUTH_ISSUER', 'is required when NODE_ENV=production (with AUTH_JWKS_URL or AUTH_JWKS_FILE); the dev token signer is refused');
+    if (production)
+      throw new ConfigError(
+        'AUTH_ISSUER',
+        'is required when NODE_ENV=production (with AUTH_JWKS_URL or AUTH_JWKS_FILE); the dev token signer is refused',
+      );
     return { mode: 'dev', audience, maxTokenLifetimeSeconds, policyFile: policyFile ?? DEV_POLICY_FILE };
   }
-  if (issuer === undefined) throw new ConfigError('AUTH_ISSUER', 'is required when AUTH_JWKS_URL or AUTH_JWKS_FILE is set');
-  if (jwksUrl === undefined && jwksFile === undefined) throw new ConfigError('AUTH_JWKS_URL', 'or AUTH_JWKS_FILE is required when AUTH_ISSUER is set');
-  if (policyFile === undefined) throw new ConfigError('AUTH_POLICY_FILE', 'is required when AUTH_ISSUER is set (no policy means no access)');
-  if (jwksBearerTokenFile !== undefined && jwksUrl === undefined) throw new ConfigError('AUTH_JWKS_BEARER_TOKEN_FILE', 'only applies with AUTH_JWKS_URL');
-  return { mode: 'configured', issuer, audience, jwksUrl, jwksFile, jwksBearerTokenFile, maxTokenLifetimeSeconds, policyFile };
+  if (issuer === undefined)
+    throw new ConfigError('AUTH_ISSUER', 'is required when AUTH_JWKS_URL or AUTH_JWKS_FILE is set');
+  if (jwksUrl === undefined && jwksFile === undefined)
+    throw new ConfigError('AUTH_JWKS_URL', 'or AUTH_JWKS_FILE is required when AUTH_ISSUER is set');
+  if (policyFile === undefined)
+    throw new ConfigError('AUTH_POLICY_FILE', 'is required when AUTH_ISSUER is set (no policy means no access)');
+  if (jwksBearerTokenFile !== undefined && jwksUrl === undefined)
+    throw new ConfigError('AUTH_JWKS_BEARER_TOKEN_FILE', 'only applies with AUTH_JWKS_URL');
+  return {
+    mode: 'configured',
+    issuer,
+    audience,
+    jwksUrl,
+    jwksFile,
+    jwksBearerTokenFile,
+    maxTokenLifetimeSeconds,
+    policyFile,
+  };
 }

@@ -37,8 +37,14 @@ export function keyringCheck(keySource: Pick<KeySource, 'status' | 'currentKeyri
     name: 'keyring',
     check: async () => {
       const status = keySource.status();
-      if (!keySource.currentKeyring()) return { ok: false, detail: `no keyring loaded from the ${status.kind} key source${status.lastError ? ` (${status.lastError})` : ''}` };
-      return status.state === 'degraded' ? { ok: true, detail: `serving the cached keyring; last reload failed: ${status.lastError ?? 'unknown'}` } : { ok: true };
+      if (!keySource.currentKeyring())
+        return {
+          ok: false,
+          detail: `no keyring loaded from the ${status.kind} key source${status.lastError ? ` (${status.lastError})` : ''}`,
+        };
+      return status.state === 'degraded'
+        ? { ok: true, detail: `serving the cached keyring; last reload failed: ${status.lastError ?? 'unknown'}` }
+        : { ok: true };
     },
   };
 }
@@ -47,7 +53,10 @@ export function keyringCheck(keySource: Pick<KeySource, 'status' | 'currentKeyri
  * Rows under a KEK the source no longer has cannot be opened (reads fail closed), but every other
  * row can: readiness stays up and reports it rather than taking the whole service out.
  */
-export function keksForStoredRowsCheck(keySource: Pick<KeySource, 'status' | 'currentKeyring'>, usage: KekUsageCounter): ReadinessCheck {
+export function keksForStoredRowsCheck(
+  keySource: Pick<KeySource, 'status' | 'currentKeyring'>,
+  usage: KekUsageCounter,
+): ReadinessCheck {
   return {
     name: 'storedKeks',
     check: async () => {
@@ -55,7 +64,10 @@ export function keksForStoredRowsCheck(keySource: Pick<KeySource, 'status' | 'cu
       const status = await keyStatus(keySource, usage);
       const missing = status.keys.filter((entry) => !entry.available && entry.rows > 0);
       if (missing.length === 0) return { ok: true };
-      return { ok: true, detail: `rows under KEKs the ${status.source.kind} source does not hold: ${missing.map((entry) => `${entry.kekId} (${entry.rows})`).join(', ')}` };
+      return {
+        ok: true,
+        detail: `rows under KEKs the ${status.source.kind} source does not hold: ${missing.map((entry) => `${entry.kekId} (${entry.rows})`).join(', ')}`,
+      };
     },
   };
 }

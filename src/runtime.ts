@@ -14,7 +14,13 @@ import { createApp } from './http/app';
 import { listen } from './http/server';
 import type { Logger } from './log/logger';
 import { createAuditLog } from './audit/audit-log';
-import { AccessPolicy, createTokenVerifier, devTrustedIssuer, ensureDevSigner, type TrustedIssuerOptions } from './auth';
+import {
+  AccessPolicy,
+  createTokenVerifier,
+  devTrustedIssuer,
+  ensureDevSigner,
+  type TrustedIssuerOptions,
+} from './auth';
 import { withVerificationCache } from './auth/verification-cache';
 import { createKeySource, type KeySource } from './keys';
 import { auditRoutes } from './http/audit-routes';
@@ -43,7 +49,8 @@ export interface RunningService {
 export async function startService(config: Config, logger: Logger): Promise<RunningService> {
   const cleanups: Array<() => Promise<unknown>> = [];
   const cleanUp = async (): Promise<void> => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => logger.error({ err: error }, 'error during shutdown'));
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((error: unknown) => logger.error({ err: error }, 'error during shutdown'));
   };
   try {
     let databaseUrl = config.databaseUrl;
@@ -72,24 +79,40 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     const verifier = withVerificationCache(createTokenVerifier(await tokenVerifierOptions(config)));
     const auth = { verifier, policy: await AccessPolicy.load(config.auth.policyFile), audit, metrics };
     const service = createDeviceGroupService({ store: createDeviceGroupStore(pool), audit, keys: keySource });
-    const secretReadLimiter = createSecretReadRateLimiter({ perMinute: config.secretReadRateLimitPerMinute }, { audit, metrics });
+    const secretReadLimiter = createSecretReadRateLimiter(
+      { perMinute: config.secretReadRateLimitPerMinute },
+      { audit, metrics },
+    );
 
     const usage = createKekUsageCounter(pool);
     registerKekRowsMetric(registry, usage);
     if (config.rewrap.workerEnabled) {
-      const worker = createRewrapWorker({ pool, keys: keySource, logger: logger.child({ component: 'rewrap-worker' }) }, config.rewrap);
+      const worker = createRewrapWorker(
+        { pool, keys: keySource, logger: logger.child({ component: 'rewrap-worker' }) },
+        config.rewrap,
+      );
       worker.start();
       cleanups.push(() => worker.stop());
     }
 
     let draining = false;
-    const readinessChecks = [databaseCheck(pool), migrationsCheck(pool, await readMigrationFiles(SQL_DIR)), keyringCheck(keySource), keksForStoredRowsCheck(keySource, usage)];
+    const readinessChecks = [
+      databaseCheck(pool),
+      migrationsCheck(pool, await readMigrationFiles(SQL_DIR)),
+      keyringCheck(keySource),
+      keksForStoredRowsCheck(keySource, usage),
+    ];
     const app = createApp({
       logger,
       registry,
       readinessChecks,
       isDraining: () => draining,
-      routers: [openApiRoutes(), deviceGroupRoutes({ auth, service, metrics, secretReadLimiter }), auditRoutes({ auth, audit }), keysRoutes({ auth, keys: keySource, usage })],
+      routers: [
+        openApiRoutes(),
+        deviceGroupRoutes({ auth, service, metrics, secretReadLimiter }),
+        auditRoutes({ auth, audit }),
+        keysRoutes({ auth, keys: keySource, usage }),
+      ],
       errorMappers: [serviceErrorMapper],
     });
     const server = await listen(app, { host: config.host, port: config.port });
@@ -103,7 +126,11 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       stop: async () => {
         draining = true;
         const drained = await server.close(config.shutdownTimeoutMs);
-        if (!drained) logger.warn({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'drain timeout reached; remaining connections closed');
+        if (!drained)
+          logger.warn(
+            { shutdownTimeoutMs: config.shutdownTimeoutMs },
+            'drain timeout reached; remaining connections closed',
+          );
         await cleanUp();
         return drained;
       },
@@ -116,9 +143,16 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
 async function startEmbedded(config: Config, logger: Logger): Promise<EmbeddedPostgresHandle> {
   const dataDir = join(config.stateDir, 'postgres');
-  logger.info({ dataDir, port: config.embeddedPostgresPort }, 'starting embedded Postgres (development default; set DATABASE_URL to use a server)');
+  logger.info(
+    { dataDir, port: config.embeddedPostgresPort },
+    'starting embedded Postgres (development default; set DATABASE_URL to use a server)',
+  );
   const log = logger.child({ component: 'embedded-postgres' });
-  return startEmbeddedPostgres({ dataDir, port: config.embeddedPostgresPort, onLog: (message) => log.debug(message.trim()) });
+  return startEmbeddedPostgres({
+    dataDir,
+    port: config.embeddedPostgresPort,
+    onLog: (message) => log.debug(message.trim()),
+  });
 }
 
 async function tokenVerifierOptions(config: Config) {
@@ -126,7 +160,11 @@ async function tokenVerifierOptions(config: Config) {
   let issuer: TrustedIssuerOptions;
   if (auth.mode === 'dev') {
     // Dev only (config refuses this mode in production): trust the local signer behind `npm run token`.
-    const signer = await ensureDevSigner(config.stateDir, { production: config.production, audience: auth.audience, maxTokenLifetimeSeconds: auth.maxTokenLifetimeSeconds });
+    const signer = await ensureDevSigner(config.stateDir, {
+      production: config.production,
+      audience: auth.audience,
+      maxTokenLifetimeSeconds: auth.maxTokenLifetimeSeconds,
+    });
     issuer = devTrustedIssuer(signer, auth.audience);
   } else {
     issuer = {
@@ -134,7 +172,11 @@ async function tokenVerifierOptions(config: Config) {
       audience: auth.audience,
       jwks:
         auth.jwksUrl !== undefined
-          ? { kind: 'url', url: auth.jwksUrl, ...(auth.jwksBearerTokenFile !== undefined ? { bearerTokenFile: auth.jwksBearerTokenFile } : {}) }
+          ? {
+              kind: 'url',
+              url: auth.jwksUrl,
+              ...(auth.jwksBearerTokenFile !== undefined ? { bearerTokenFile: auth.jwksBearerTokenFile } : {}),
+            }
           : { kind: 'file', path: auth.jwksFile as string },
     };
   }

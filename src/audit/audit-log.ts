@@ -64,7 +64,18 @@ interface AuditRow {
 }
 
 function insertParameters(event: AuditEventInput): unknown[] {
-  return [event.requestId, event.actorIssuer, event.actorSubject, event.action, event.groupId, event.secretVersion, event.kekId, event.outcome, event.reason, event.clientAddress];
+  return [
+    event.requestId,
+    event.actorIssuer,
+    event.actorSubject,
+    event.action,
+    event.groupId,
+    event.secretVersion,
+    event.kekId,
+    event.outcome,
+    event.reason,
+    event.clientAddress,
+  ];
 }
 
 function toEvent(row: AuditRow): AuditEvent {
@@ -88,7 +99,10 @@ export function createAuditLog(pool: Pool) {
   return {
     /** Appends one event; resolves once it is committed (autocommit), rejects if it was not. */
     async record(event: AuditEventInput): Promise<void> {
-      await pool.query(`INSERT INTO audit_events (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, insertParameters(event));
+      await pool.query(
+        `INSERT INTO audit_events (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        insertParameters(event),
+      );
     },
 
     /**

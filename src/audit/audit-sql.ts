@@ -2,7 +2,8 @@
  * The audit_events INSERT, shared by the audit log and by the store's audited writes, so a change
  * and its audit record can be one statement: both commit, or neither does.
  */
-export const AUDIT_INSERT_COLUMNS = 'request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address';
+export const AUDIT_INSERT_COLUMNS =
+  'request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address';
 
 /** Who made a change, for the audit record written in the same statement as the change. */
 export interface AuditStamp {

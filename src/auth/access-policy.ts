@@ -35,7 +35,9 @@ export class AccessPolicy {
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
-      throw new PolicyError(`access policy ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new PolicyError(
+        `access policy ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     let json: unknown;
     try {
@@ -46,7 +48,8 @@ export class AccessPolicy {
     try {
       return AccessPolicy.fromJson(json);
     } catch (error) {
-      if (error instanceof PolicyError) throw new PolicyError(error.message.replace('access policy', `access policy ${path}`));
+      if (error instanceof PolicyError)
+        throw new PolicyError(error.message.replace('access policy', `access policy ${path}`));
       throw error;
     }
   }
@@ -61,7 +64,9 @@ export class AccessPolicy {
    * the results with groupFilter.
    */
   can(principal: Principal, permission: Permission, groupId?: string): boolean {
-    return this.rulesGranting(principal, permission).some((rule) => groupId === undefined || coversGroup(rule, groupId));
+    return this.rulesGranting(principal, permission).some(
+      (rule) => groupId === undefined || coversGroup(rule, groupId),
+    );
   }
 
   /** A predicate for the groups this principal may exercise `permission` on (always false if none). */
@@ -72,13 +77,18 @@ export class AccessPolicy {
 
   private rulesGranting(principal: Principal, permission: Permission): CompiledRule[] {
     return this.rules.filter(
-      (rule) => rule.permissions.has(permission) && (rule.issuer === undefined || rule.issuer === principal.issuer) && rule.matchesSubject(principal.subject),
+      (rule) =>
+        rule.permissions.has(permission) &&
+        (rule.issuer === undefined || rule.issuer === principal.issuer) &&
+        rule.matchesSubject(principal.subject),
     );
   }
 }
 
 function coversGroup(rule: CompiledRule, groupId: string): boolean {
-  return rule.groupMatchers === undefined ? compiledAllGroups(groupId) : rule.groupMatchers.some((matches) => matches(groupId));
+  return rule.groupMatchers === undefined
+    ? compiledAllGroups(groupId)
+    : rule.groupMatchers.some((matches) => matches(groupId));
 }
 
 const compiledAllGroups = compileGroupGlob('*');
@@ -87,7 +97,8 @@ function compileRule(rule: PolicyRule): CompiledRule {
   const { subject } = rule;
   const prefix = subject.endsWith('*') ? subject.slice(0, -1) : undefined;
   return {
-    matchesSubject: prefix === undefined ? (candidate) => candidate === subject : (candidate) => candidate.startsWith(prefix),
+    matchesSubject:
+      prefix === undefined ? (candidate) => candidate === subject : (candidate) => candidate.startsWith(prefix),
     issuer: rule.issuer,
     permissions: new Set(rule.permissions),
     groupMatchers: rule.groups?.map(compileGroupGlob),
@@ -103,5 +114,9 @@ function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
 
 function formatPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return 'policy';
-  return path.map((segment, index) => (typeof segment === 'number' ? `[${segment}]` : `${index === 0 ? '' : '.'}${String(segment)}`)).join('');
+  return path
+    .map((segment, index) =>
+      typeof segment === 'number' ? `[${segment}]` : `${index === 0 ? '' : '.'}${String(segment)}`,
+    )
+    .join('');
 }

@@ -13,12 +13,18 @@ const B64_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 export function parseBearerHeader(headerValue: string | undefined): string {
   needs(headerValue !== undefined && headerValue.trim() !== '', () => new AuthenticationError('missing_token'));
-  needs(headerValue.length <= MAX_BEARER_TOKEN_LENGTH + 'Bearer '.length, () => new AuthenticationError('malformed', 'authorization header too long'));
+  needs(
+    headerValue.length <= MAX_BEARER_TOKEN_LENGTH + 'Bearer '.length,
+    () => new AuthenticationError('malformed', 'authorization header too long'),
+  );
   // The auth-scheme is case-insensitive (RFC 9110 section 11.1); exactly one space, then one token.
   const match = /^Bearer ([^ ]*)$/i.exec(headerValue);
   needs(match !== null, () => new AuthenticationError('malformed', 'authorization header is not "Bearer <token>"'));
   const token = match[1] ?? '';
   needs(token !== '', () => new AuthenticationError('missing_token'));
-  needs(B64_TOKEN.test(token), () => new AuthenticationError('malformed', 'bearer token has characters outside b64token'));
+  needs(
+    B64_TOKEN.test(token),
+    () => new AuthenticationError('malformed', 'bearer token has characters outside b64token'),
+  );
   return token;
 }

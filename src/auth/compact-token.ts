@@ -35,20 +35,32 @@ export function inspectCompactToken(token: string): UnverifiedToken {
   needs(token.length <= MAX_BEARER_TOKEN_LENGTH, () => new AuthenticationError('malformed', 'token too long'));
   const parts = token.split('.');
   // Five parts is a JWE, two or "h.p." a token with its signature stripped: only signed JWTs pass.
-  needs(parts.length === 3, () => new AuthenticationError('malformed', `token has ${parts.length} parts, a compact JWS has 3`));
+  needs(
+    parts.length === 3,
+    () => new AuthenticationError('malformed', `token has ${parts.length} parts, a compact JWS has 3`),
+  );
   const [encodedHeader, encodedPayload, encodedSignature] = parts as [string, string, string];
 
   const header = decodeJsonObject(encodedHeader, 'header');
   // Checked here as well as by jose so that an unlisted algorithm never even reaches key lookup.
-  needs(ALLOWED_ALGORITHMS.includes(header.alg as AllowedAlgorithm), () => new AuthenticationError('algorithm_not_allowed'));
+  needs(
+    ALLOWED_ALGORITHMS.includes(header.alg as AllowedAlgorithm),
+    () => new AuthenticationError('algorithm_not_allowed'),
+  );
   for (const name of FORBIDDEN_HEADER_PARAMETERS) {
     needs(!Object.hasOwn(header, name), () => new AuthenticationError('forbidden_header', `header carries "${name}"`));
   }
   // We implement no JWS extension, so any `crit` names one we do not understand (RFC 7515 4.1.11: reject).
   needs(!Object.hasOwn(header, 'crit'), () => new AuthenticationError('unsupported_critical_header'));
   // kid is only a lookup key into the configured key set; a non-string kid would make jose ignore it.
-  needs(header.kid === undefined || (typeof header.kid === 'string' && header.kid.length <= MAX_KEY_ID_LENGTH), () => new AuthenticationError('malformed', 'kid is not a short string'));
-  needs(header.typ === undefined || typeof header.typ === 'string', () => new AuthenticationError('malformed', 'typ is not a string'));
+  needs(
+    header.kid === undefined || (typeof header.kid === 'string' && header.kid.length <= MAX_KEY_ID_LENGTH),
+    () => new AuthenticationError('malformed', 'kid is not a short string'),
+  );
+  needs(
+    header.typ === undefined || typeof header.typ === 'string',
+    () => new AuthenticationError('malformed', 'typ is not a string'),
+  );
 
   const unverifiedClaims = decodeJsonObject(encodedPayload, 'payload');
   needs(encodedSignature !== '', () => new AuthenticationError('malformed', 'signature part is empty'));
@@ -64,8 +76,14 @@ function decodeJsonObject(encodedPart: string, partName: string): Record<string,
   } catch {
     throw new AuthenticationError('malformed', `${partName} is not JSON`);
   }
-  needs(typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed), () => new AuthenticationError('malformed', `${partName} is not a JSON object`));
-  needs(!hasDuplicateMemberNames(text), () => new AuthenticationError('malformed', `${partName} repeats a member name`));
+  needs(
+    typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed),
+    () => new AuthenticationError('malformed', `${partName} is not a JSON object`),
+  );
+  needs(
+    !hasDuplicateMemberNames(text),
+    () => new AuthenticationError('malformed', `${partName} repeats a member name`),
+  );
   return parsed as Record<string, unknown>;
 }
 
@@ -74,7 +92,10 @@ function decodeBase64UrlPart(encodedPart: string, partName: string): Buffer {
   needs(BASE64URL_PART.test(encodedPart), () => new AuthenticationError('malformed', `${partName} is not base64url`));
   const bytes = Buffer.from(encodedPart, 'base64url');
   // Node's decoder ignores stray trailing bits; re-encoding must give the same text, so one token has one spelling.
-  needs(bytes.toString('base64url') === encodedPart, () => new AuthenticationError('malformed', `${partName} is not canonical base64url`));
+  needs(
+    bytes.toString('base64url') === encodedPart,
+    () => new AuthenticationError('malformed', `${partName} is not canonical base64url`),
+  );
   return bytes;
 }
 

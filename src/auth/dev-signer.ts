@@ -5,7 +5,14 @@
  * folder and is refused if anyone else can read it; tokens it signs live at most the verifier's
  * maximum lifetime.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+  type KeyObject,
+} from 'node:crypto';
 import { chmod, link, lstat, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, SignJWT, type JWK } from 'jose';
@@ -47,16 +54,25 @@ export async function ensureDevSigner(stateDir: string, options: DevSignerOption
   const publicJwk = await exportJWK(createPublicKey(privateKey));
   const keyId = await calculateJwkThumbprint(publicJwk);
   const jwksFile = join(directory, JWKS_FILE);
-  await writeIfChanged(jwksFile, `${JSON.stringify({ keys: [{ ...publicJwk, kid: keyId, alg: 'EdDSA', use: 'sig' } satisfies JWK] }, null, 2)}\n`);
+  await writeIfChanged(
+    jwksFile,
+    `${JSON.stringify({ keys: [{ ...publicJwk, kid: keyId, alg: 'EdDSA', use: 'sig' } satisfies JWK] }, null, 2)}\n`,
+  );
 
   return {
     issuer: DEV_ISSUER,
     jwksFile,
     keyId,
     async sign(subject: string, ttlSeconds: number): Promise<string> {
-      needs(typeof subject === 'string' && subject.length > 0 && subject.length <= 256 && !/\p{Cc}/u.test(subject), () => new RangeError('subject must be 1..256 printable characters'));
+      needs(
+        typeof subject === 'string' && subject.length > 0 && subject.length <= 256 && !/\p{Cc}/u.test(subject),
+        () => new RangeError('subject must be 1..256 printable characters'),
+      );
       // The verifier refuses longer-lived tokens anyway; refusing here gives the developer the reason.
-      needs(Number.isInteger(ttlSeconds) && ttlSeconds >= 1 && ttlSeconds <= maxTokenLifetimeSeconds, () => new RangeError(`ttl must be a whole number of seconds from 1 to ${maxTokenLifetimeSeconds}`));
+      needs(
+        Number.isInteger(ttlSeconds) && ttlSeconds >= 1 && ttlSeconds <= maxTokenLifetimeSeconds,
+        () => new RangeError(`ttl must be a whole number of seconds from 1 to ${maxTokenLifetimeSeconds}`),
+      );
       const issuedAt = Math.floor(Date.now() / 1000);
       return new SignJWT({})
         .setProtectedHeader({ alg: 'EdDSA', kid: keyId, typ: 'JWT' })
@@ -72,7 +88,10 @@ export async function ensureDevSigner(stateDir: string, options: DevSignerOption
 }
 
 /** The trusted-issuer entry that makes a verifier accept this signer's tokens (dev configuration). */
-export function devTrustedIssuer(signer: Pick<DevSigner, 'issuer' | 'jwksFile'>, audience: string = DEFAULT_AUDIENCE): TrustedIssuerOptions {
+export function devTrustedIssuer(
+  signer: Pick<DevSigner, 'issuer' | 'jwksFile'>,
+  audience: string = DEFAULT_AUDIENCE,
+): TrustedIssuerOptions {
   return { issuer: signer.issuer, audience, jwks: { kind: 'file', path: signer.jwksFile } };
 }
 
@@ -108,10 +127,19 @@ async function readPrivateKeyIfPresent(path: string): Promise<KeyObject | undefi
   // A symlink could point the signer at a key someone else controls.
   needs(stats.isFile(), () => new AuthConfigError(`dev signing key ${path} is not a regular file`));
   // Like ssh: a key others can read is no longer only ours to sign with.
-  needs((stats.mode & 0o077) === 0, () => new AuthConfigError(`dev signing key ${path} is readable by others (mode ${(stats.mode & 0o777).toString(8)}); run chmod 600 on it`));
+  needs(
+    (stats.mode & 0o077) === 0,
+    () =>
+      new AuthConfigError(
+        `dev signing key ${path} is readable by others (mode ${(stats.mode & 0o777).toString(8)}); run chmod 600 on it`,
+      ),
+  );
   try {
     const key = createPrivateKey(await readFile(path));
-    needs(key.asymmetricKeyType === 'ed25519', () => new AuthConfigError(`dev signing key ${path} is not an Ed25519 key`));
+    needs(
+      key.asymmetricKeyType === 'ed25519',
+      () => new AuthConfigError(`dev signing key ${path} is not an Ed25519 key`),
+    );
     return key;
   } catch (error) {
     if (error instanceof AuthConfigError) throw error;

@@ -18,7 +18,13 @@ export function isGroupGlob(candidate: string): boolean {
 }
 
 export function compileGroupGlob(glob: string): GroupMatcher {
-  needs(isGroupGlob(glob), () => new PolicyError(`group pattern "${glob}" may use only A-Z a-z 0-9 . _ : - and the wildcards * ?, 1..128 characters`));
+  needs(
+    isGroupGlob(glob),
+    () =>
+      new PolicyError(
+        `group pattern "${glob}" may use only A-Z a-z 0-9 . _ : - and the wildcards * ?, 1..128 characters`,
+      ),
+  );
   if (glob === '*') return (groupId) => GROUP_ID_PATTERN.test(groupId);
   // Invalid ids never match, so a caller's odd id cannot slip through a broad pattern.
   return (groupId) => GROUP_ID_PATTERN.test(groupId) && globMatches(glob, groupId);

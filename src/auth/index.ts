@@ -3,7 +3,14 @@ export { AccessPolicy } from './access-policy';
 export { parseBearerHeader } from './bearer-header';
 export { ALLOWED_ALGORITHMS } from './compact-token';
 export { DEV_ISSUER, devTrustedIssuer, ensureDevSigner, type DevSigner, type DevSignerOptions } from './dev-signer';
-export { AUTH_FAILURE_REASONS, AuthConfigError, AuthenticationError, DevModeRefusedError, PolicyError, type AuthFailureReason } from './errors';
+export {
+  AUTH_FAILURE_REASONS,
+  AuthConfigError,
+  AuthenticationError,
+  DevModeRefusedError,
+  PolicyError,
+  type AuthFailureReason,
+} from './errors';
 export { GROUP_ID_PATTERN } from './group-glob';
 export { JWKS_DEFAULTS, type JwksSource } from './key-sets';
 export { PERMISSIONS, type Permission } from './permissions';

@@ -21,8 +21,10 @@ export function authenticationErrorFrom(error: unknown): AuthenticationError {
   if (error instanceof joseErrors.JWTExpired) return new AuthenticationError('expired');
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return new AuthenticationError('algorithm_not_allowed');
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return new AuthenticationError('bad_signature');
-  if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) return new AuthenticationError('unknown_key');
-  if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid) return new AuthenticationError('malformed', error.code);
+  if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys)
+    return new AuthenticationError('unknown_key');
+  if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid)
+    return new AuthenticationError('malformed', error.code);
   // Fail closed on anything unforeseen; the detail (a class or code name, never a message) tells the log what.
   const name = error instanceof joseErrors.JOSEError ? error.code : error instanceof Error ? error.name : typeof error;
   return new AuthenticationError('invalid_token', name);

@@ -7,7 +7,13 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { AuthConfigError } from './errors';
 import { needs } from '../crypto/needs';
 
@@ -54,7 +60,9 @@ export function createKeyResolver(source: JwksSource, description: string): JWTV
     case 'url':
       return withFailuresClassified(createRemoteKeySet(source, description));
     case 'file':
-      return withFailuresClassified(createLocalJWKSet(validatedKeySet(readKeySetFile(source.path, description), description)));
+      return withFailuresClassified(
+        createLocalJWKSet(validatedKeySet(readKeySetFile(source.path, description), description)),
+      );
     case 'inline':
       return withFailuresClassified(createLocalJWKSet(validatedKeySet(source.keySet, description)));
   }
@@ -69,14 +77,26 @@ function createRemoteKeySet(source: Extract<JwksSource, { kind: 'url' }>, descri
   }
   // Keys fetched over plain http could be swapped by anyone on the path; loopback is the one exception (tests, sidecars).
   const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
-  needs(url.protocol === 'https:' || (url.protocol === 'http:' && loopback), () => new AuthConfigError(`${description}: JWKS URL must use https (plain http only on loopback)`));
+  needs(
+    url.protocol === 'https:' || (url.protocol === 'http:' && loopback),
+    () => new AuthConfigError(`${description}: JWKS URL must use https (plain http only on loopback)`),
+  );
   const timeoutMs = source.timeoutMs ?? JWKS_DEFAULTS.timeoutMs;
   const cooldownMs = source.cooldownMs ?? JWKS_DEFAULTS.cooldownMs;
   const cacheMaxAgeMs = source.cacheMaxAgeMs ?? JWKS_DEFAULTS.cacheMaxAgeMs;
-  needs(Number.isInteger(timeoutMs) && timeoutMs >= 100 && timeoutMs <= 60_000, () => new AuthConfigError(`${description}: JWKS fetch timeout must be 100..60000 ms`));
+  needs(
+    Number.isInteger(timeoutMs) && timeoutMs >= 100 && timeoutMs <= 60_000,
+    () => new AuthConfigError(`${description}: JWKS fetch timeout must be 100..60000 ms`),
+  );
   // A zero cooldown would let every token with a made-up kid cause a fetch: the refresh must stay rate-limited.
-  needs(Number.isInteger(cooldownMs) && cooldownMs >= 100 && cooldownMs <= 3_600_000, () => new AuthConfigError(`${description}: JWKS refresh cooldown must be 100..3600000 ms`));
-  needs(Number.isInteger(cacheMaxAgeMs) && cacheMaxAgeMs >= cooldownMs && cacheMaxAgeMs <= 86_400_000, () => new AuthConfigError(`${description}: JWKS cache max age must be between the cooldown and 86400000 ms`));
+  needs(
+    Number.isInteger(cooldownMs) && cooldownMs >= 100 && cooldownMs <= 3_600_000,
+    () => new AuthConfigError(`${description}: JWKS refresh cooldown must be 100..3600000 ms`),
+  );
+  needs(
+    Number.isInteger(cacheMaxAgeMs) && cacheMaxAgeMs >= cooldownMs && cacheMaxAgeMs <= 86_400_000,
+    () => new AuthConfigError(`${description}: JWKS cache max age must be between the cooldown and 86400000 ms`),
+  );
   return createRemoteJWKSet(url, {
     timeoutDuration: timeoutMs,
     cooldownDuration: cooldownMs,
@@ -105,7 +125,9 @@ function readKeySetFile(path: string, description: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new AuthConfigError(`${description}: cannot read JWKS file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthConfigError(
+      `${description}: cannot read JWKS file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   try {
     return JSON.parse(text);
@@ -117,14 +139,26 @@ function readKeySetFile(path: string, description: string): unknown {
 /** Refuses at start-up what jose would only refuse per request: private or symmetric keys, unparsable keys. */
 function validatedKeySet(candidate: unknown, description: string): JSONWebKeySet {
   const keys = (candidate as { keys?: unknown } | null)?.keys;
-  needs(Array.isArray(keys) && keys.length > 0, () => new AuthConfigError(`${description}: JWKS must be an object with a non-empty "keys" array`));
+  needs(
+    Array.isArray(keys) && keys.length > 0,
+    () => new AuthConfigError(`${description}: JWKS must be an object with a non-empty "keys" array`),
+  );
   keys.forEach((key: unknown, index) => {
     const where = `${description}: JWKS keys[${index}]`;
-    needs(typeof key === 'object' && key !== null && !Array.isArray(key), () => new AuthConfigError(`${where} is not an object`));
+    needs(
+      typeof key === 'object' && key !== null && !Array.isArray(key),
+      () => new AuthConfigError(`${where} is not an object`),
+    );
     const jwk = key as Record<string, unknown>;
     // A symmetric key here would make HMAC tokens verifiable by anyone who can read the key set.
-    needs(ASYMMETRIC_KEY_TYPES.includes(jwk.kty as string), () => new AuthConfigError(`${where} has kty ${String(jwk.kty)}; only RSA, EC and OKP public keys are trusted`));
-    needs(PRIVATE_JWK_MEMBERS.every((member) => !(member in jwk)), () => new AuthConfigError(`${where} holds private key material; publish public keys only`));
+    needs(
+      ASYMMETRIC_KEY_TYPES.includes(jwk.kty as string),
+      () => new AuthConfigError(`${where} has kty ${String(jwk.kty)}; only RSA, EC and OKP public keys are trusted`),
+    );
+    needs(
+      PRIVATE_JWK_MEMBERS.every((member) => !(member in jwk)),
+      () => new AuthConfigError(`${where} holds private key material; publish public keys only`),
+    );
     try {
       createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
     } catch {
@@ -143,8 +177,13 @@ function withFailuresClassified(resolveKey: JWTVerifyGetKey): JWTVerifyGetKey {
     try {
       return await resolveKey(protectedHeader, token);
     } catch (error) {
-      if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) throw error;
-      throw new KeySetUnavailableError(error instanceof Error ? (('code' in error && typeof error.code === 'string' && error.code) || error.name) : 'unknown');
+      if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys)
+        throw error;
+      throw new KeySetUnavailableError(
+        error instanceof Error
+          ? ('code' in error && typeof error.code === 'string' && error.code) || error.name
+          : 'unknown',
+      );
     }
   };
 }

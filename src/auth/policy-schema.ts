@@ -13,7 +13,8 @@ interface IssueSeen {
 
 /** zod error option: "is required" when absent, what it must be when of the wrong type, names unknown members; else zod's own text. */
 const mustBe = (what: string) => (issue: IssueSeen) => {
-  if (issue.code === 'unrecognized_keys') return `has unknown member${issue.keys?.length === 1 ? '' : 's'} ${issue.keys?.map((key) => JSON.stringify(key)).join(', ')}`;
+  if (issue.code === 'unrecognized_keys')
+    return `has unknown member${issue.keys?.length === 1 ? '' : 's'} ${issue.keys?.map((key) => JSON.stringify(key)).join(', ')}`;
   if (issue.code !== 'invalid_type') return undefined;
   return issue.input === undefined ? 'is required' : `must be ${what}`;
 };
@@ -23,7 +24,10 @@ const subjectPattern = z
   .min(1, 'must not be empty')
   .max(MAX_SUBJECT_LENGTH, `must be at most ${MAX_SUBJECT_LENGTH} characters`)
   // '*' means "prefix" only at the end; anywhere else a reader would expect a glob we do not implement.
-  .refine((subject) => !subject.slice(0, -1).includes('*'), 'may contain "*" only as its last character (prefix match)');
+  .refine(
+    (subject) => !subject.slice(0, -1).includes('*'),
+    'may contain "*" only as its last character (prefix match)',
+  );
 
 const permission = z.enum(PERMISSIONS, {
   error: (issue) => `must be one of ${PERMISSIONS.join(', ')}, not ${String(JSON.stringify(issue.input)).slice(0, 80)}`,
@@ -37,8 +41,13 @@ const rule = z
   .strictObject(
     {
       subject: subjectPattern,
-      issuer: z.string({ error: mustBe('a string') }).min(1, 'must not be empty').optional(),
-      permissions: z.array(permission, { error: mustBe('an array of permissions') }).min(1, 'must list at least one permission'),
+      issuer: z
+        .string({ error: mustBe('a string') })
+        .min(1, 'must not be empty')
+        .optional(),
+      permissions: z
+        .array(permission, { error: mustBe('an array of permissions') })
+        .min(1, 'must list at least one permission'),
       groups: z
         .array(groupPattern, { error: mustBe('an array of group patterns') })
         .min(1, 'must list at least one group pattern (leave "groups" out to cover all groups)')
@@ -54,7 +63,9 @@ const rule = z
 
 export const policyFileSchema = z.strictObject(
   {
-    rules: z.array(rule, { error: mustBe('an array of rules') }).min(1, 'must hold at least one rule (no rule means nobody can call the service)'),
+    rules: z
+      .array(rule, { error: mustBe('an array of rules') })
+      .min(1, 'must hold at least one rule (no rule means nobody can call the service)'),
   },
   { error: mustBe('a JSON object with a "rules" array') },
 );

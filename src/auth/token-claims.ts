@@ -28,7 +28,10 @@ export function principalFromVerifiedClaims(issuer: string, claims: JWTPayload, 
   needs(exp > iat, () => new AuthenticationError('invalid_claim', 'exp not after iat'));
   needs(exp - iat <= limits.maxTokenLifetimeSeconds, () => new AuthenticationError('lifetime_too_long'));
   const subject = claims.sub;
-  needs(typeof subject === 'string' && subject.length > 0 && subject.length <= MAX_SUBJECT_LENGTH, () => new AuthenticationError('invalid_claim', 'sub'));
+  needs(
+    typeof subject === 'string' && subject.length > 0 && subject.length <= MAX_SUBJECT_LENGTH,
+    () => new AuthenticationError('invalid_claim', 'sub'),
+  );
   // Policy subjects are printable; a control character in sub is an attempt to forge log lines.
   needs(!/\p{Cc}/u.test(subject), () => new AuthenticationError('invalid_claim', 'sub'));
   return Object.freeze({ issuer, subject, expiresAt: new Date(exp * 1000) });
@@ -36,6 +39,9 @@ export function principalFromVerifiedClaims(issuer: string, claims: JWTPayload, 
 
 function numericDate(value: unknown, claim: string): number {
   needs(value !== undefined, () => new AuthenticationError('missing_claim', claim));
-  needs(typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= LATEST_NUMERIC_DATE, () => new AuthenticationError('invalid_claim', claim));
+  needs(
+    typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= LATEST_NUMERIC_DATE,
+    () => new AuthenticationError('invalid_claim', claim),
+  );
   return value;
 }

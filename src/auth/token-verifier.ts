@@ -66,17 +66,33 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const maxTokenLifetimeSeconds = options.maxTokenLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
   const clockToleranceSeconds = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
   const now = options.now ?? (() => new Date());
-  needs(options.issuers.length > 0, () => new AuthConfigError('at least one trusted issuer is required (no issuer means no one can call)'));
-  needs(Number.isInteger(maxTokenLifetimeSeconds) && maxTokenLifetimeSeconds > 0, () => new AuthConfigError('max token lifetime must be a positive whole number of seconds'));
-  needs(Number.isInteger(clockToleranceSeconds) && clockToleranceSeconds >= 0 && clockToleranceSeconds <= 300, () => new AuthConfigError('clock tolerance must be 0..300 seconds'));
+  needs(
+    options.issuers.length > 0,
+    () => new AuthConfigError('at least one trusted issuer is required (no issuer means no one can call)'),
+  );
+  needs(
+    Number.isInteger(maxTokenLifetimeSeconds) && maxTokenLifetimeSeconds > 0,
+    () => new AuthConfigError('max token lifetime must be a positive whole number of seconds'),
+  );
+  needs(
+    Number.isInteger(clockToleranceSeconds) && clockToleranceSeconds >= 0 && clockToleranceSeconds <= 300,
+    () => new AuthConfigError('clock tolerance must be 0..300 seconds'),
+  );
 
   const trustedIssuers = new Map<string, TrustedIssuer>();
   for (const trusted of options.issuers) {
-    needs(trusted.issuer.trim() !== '' && trusted.issuer === trusted.issuer.trim(), () => new AuthConfigError('a trusted issuer must be a non-empty string without surrounding spaces'));
+    needs(
+      trusted.issuer.trim() !== '' && trusted.issuer === trusted.issuer.trim(),
+      () => new AuthConfigError('a trusted issuer must be a non-empty string without surrounding spaces'),
+    );
     // Two entries for one iss would make the choice of key set depend on list order.
     needs(!trustedIssuers.has(trusted.issuer), () => new AuthConfigError(`issuer ${trusted.issuer} is listed twice`));
-    const audiences = typeof trusted.audience === 'string' ? [trusted.audience] : [...(trusted.audience ?? [DEFAULT_AUDIENCE])];
-    needs(audiences.length > 0 && audiences.every((audience) => audience !== ''), () => new AuthConfigError(`issuer ${trusted.issuer}: audience must not be empty`));
+    const audiences =
+      typeof trusted.audience === 'string' ? [trusted.audience] : [...(trusted.audience ?? [DEFAULT_AUDIENCE])];
+    needs(
+      audiences.length > 0 && audiences.every((audience) => audience !== ''),
+      () => new AuthConfigError(`issuer ${trusted.issuer}: audience must not be empty`),
+    );
     trustedIssuers.set(trusted.issuer, {
       issuer: trusted.issuer,
       audiences,
@@ -124,7 +140,10 @@ function checkType(typ: string | undefined, requiredType: string | undefined): v
     needs(typ !== undefined && normalizeType(typ) === requiredType, () => new AuthenticationError('wrong_type'));
     return;
   }
-  needs(typ === undefined || UNTYPED_ACCESS_TOKEN_TYPES.has(normalizeType(typ)), () => new AuthenticationError('wrong_type'));
+  needs(
+    typ === undefined || UNTYPED_ACCESS_TOKEN_TYPES.has(normalizeType(typ)),
+    () => new AuthenticationError('wrong_type'),
+  );
 }
 
 function normalizeType(typ: string): string {

@@ -38,8 +38,14 @@ export function withVerificationCache(verifier: TokenVerifier, options: Verifica
   const maxEntries = options.maxEntries ?? VERIFICATION_CACHE_DEFAULTS.maxEntries;
   const nowMs = options.nowMs ?? Date.now;
   // A long TTL would keep tokens of a withdrawn signing key working long after the issuer dropped it.
-  needs(Number.isInteger(ttlMs) && ttlMs > 0 && ttlMs <= 300_000, () => new AuthConfigError('verification cache TTL must be 1..300000 ms'));
-  needs(Number.isInteger(maxEntries) && maxEntries > 0, () => new AuthConfigError('verification cache size must be a positive whole number'));
+  needs(
+    Number.isInteger(ttlMs) && ttlMs > 0 && ttlMs <= 300_000,
+    () => new AuthConfigError('verification cache TTL must be 1..300000 ms'),
+  );
+  needs(
+    Number.isInteger(maxEntries) && maxEntries > 0,
+    () => new AuthConfigError('verification cache size must be a positive whole number'),
+  );
 
   // A Map iterates in insertion order: its first key is the oldest entry.
   const entries = new Map<string, CachedVerification>();

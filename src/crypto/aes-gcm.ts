@@ -19,7 +19,12 @@ export const GCM_TAG_LENGTH_BYTES = 16;
  * The caller guarantees the (key, nonce) pair is never used twice: here every nonce is fresh
  * from the CSPRNG and every data key is used for one encryption only.
  */
-export function aes256GcmEncrypt(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, associatedData: Uint8Array): Uint8Array {
+export function aes256GcmEncrypt(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  associatedData: Uint8Array,
+): Uint8Array {
   checkKeyAndNonce(key, nonce);
   return gcm(key, nonce, associatedData).encrypt(plaintext);
 }
@@ -30,10 +35,18 @@ export function aes256GcmEncrypt(key: Uint8Array, nonce: Uint8Array, plaintext: 
  * Memory note: when the tag fails, noble throws before wiping its expanded key schedule and
  * GHASH key; those arrays are unreachable afterwards and left to the garbage collector.
  */
-export function aes256GcmDecrypt(key: Uint8Array, nonce: Uint8Array, ciphertextWithTag: Uint8Array, associatedData: Uint8Array): Uint8Array {
+export function aes256GcmDecrypt(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertextWithTag: Uint8Array,
+  associatedData: Uint8Array,
+): Uint8Array {
   checkKeyAndNonce(key, nonce);
   // Shorter than a tag cannot be authentic; say so in our own words rather than noble's.
-  needs(ciphertextWithTag.length >= GCM_TAG_LENGTH_BYTES, () => new DecryptionFailedError('ciphertext is shorter than the authentication tag'));
+  needs(
+    ciphertextWithTag.length >= GCM_TAG_LENGTH_BYTES,
+    () => new DecryptionFailedError('ciphertext is shorter than the authentication tag'),
+  );
   try {
     return gcm(key, nonce, associatedData).decrypt(ciphertextWithTag);
   } catch {
@@ -47,7 +60,13 @@ export function aes256GcmDecrypt(key: Uint8Array, nonce: Uint8Array, ciphertextW
 // hence RangeError (an internal error), not a typed caller or data error.
 function checkKeyAndNonce(key: Uint8Array, nonce: Uint8Array): void {
   // noble also accepts 128- and 192-bit keys; a short key here would silently weaken the cipher.
-  needs(key.length === AES_256_KEY_LENGTH_BYTES, () => new RangeError(`AES-256-GCM needs a ${AES_256_KEY_LENGTH_BYTES}-byte key, got ${key.length}`));
+  needs(
+    key.length === AES_256_KEY_LENGTH_BYTES,
+    () => new RangeError(`AES-256-GCM needs a ${AES_256_KEY_LENGTH_BYTES}-byte key, got ${key.length}`),
+  );
   // Only 96-bit nonces use the counter directly; other lengths change GCM's security bounds.
-  needs(nonce.length === GCM_NONCE_LENGTH_BYTES, () => new RangeError(`AES-256-GCM needs a ${GCM_NONCE_LENGTH_BYTES}-byte nonce, got ${nonce.length}`));
+  needs(
+    nonce.length === GCM_NONCE_LENGTH_BYTES,
+    () => new RangeError(`AES-256-GCM needs a ${GCM_NONCE_LENGTH_BYTES}-byte nonce, got ${nonce.length}`),
+  );
 }

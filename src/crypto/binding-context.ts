@@ -47,12 +47,24 @@ const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 export function encodeBindingContext(context: BindingContext): EncodedBindingContext {
   const { groupId, secretVersion } = context;
   // An empty id would bind the secret to no row at all.
-  needs(typeof groupId === 'string' && groupId.length > 0, () => new InvalidBindingContextError('the group id must be a non-empty string'));
+  needs(
+    typeof groupId === 'string' && groupId.length > 0,
+    () => new InvalidBindingContextError('the group id must be a non-empty string'),
+  );
   // UTF-8 encoding turns every lone surrogate into U+FFFD, so two distinct ids would share one AAD.
-  needs(!LONE_SURROGATE.test(groupId), () => new InvalidBindingContextError('the group id must be well-formed Unicode'));
-  needs(hasAtMostCodePoints(groupId, MAX_GROUP_ID_CODE_POINTS), () => new InvalidBindingContextError(`the group id must be at most ${MAX_GROUP_ID_CODE_POINTS} characters`));
+  needs(
+    !LONE_SURROGATE.test(groupId),
+    () => new InvalidBindingContextError('the group id must be well-formed Unicode'),
+  );
+  needs(
+    hasAtMostCodePoints(groupId, MAX_GROUP_ID_CODE_POINTS),
+    () => new InvalidBindingContextError(`the group id must be at most ${MAX_GROUP_ID_CODE_POINTS} characters`),
+  );
   // The version is written as a u32; anything else would wrap or truncate and alias another version.
-  needs(Number.isInteger(secretVersion) && secretVersion >= 1 && secretVersion <= MAX_SECRET_VERSION, () => new InvalidBindingContextError(`the secret version must be an integer from 1 to ${MAX_SECRET_VERSION}`));
+  needs(
+    Number.isInteger(secretVersion) && secretVersion >= 1 && secretVersion <= MAX_SECRET_VERSION,
+    () => new InvalidBindingContextError(`the secret version must be an integer from 1 to ${MAX_SECRET_VERSION}`),
+  );
   return { groupIdUtf8: utf8.encode(groupId), secretVersion };
 }
 
@@ -62,7 +74,11 @@ export function encodeSecretAad(formatVersion: number, context: EncodedBindingCo
 }
 
 /** AAD of the wrap layer (KEK wraps data key): the context plus the KEK id the header names. */
-export function encodeDataKeyWrapAad(formatVersion: number, context: EncodedBindingContext, kekIdBytes: Uint8Array): Uint8Array {
+export function encodeDataKeyWrapAad(
+  formatVersion: number,
+  context: EncodedBindingContext,
+  kekIdBytes: Uint8Array,
+): Uint8Array {
   return encodeAad(formatVersion, DATA_KEY_WRAP_LABEL_BYTES, context, kekIdBytes);
 }
 
@@ -70,9 +86,23 @@ export function encodeDataKeyWrapAad(formatVersion: number, context: EncodedBind
  * u16 len | domain label | u8 format version | u16 len | layer label | u16 len | group id (UTF-8)
  * | u32 secret version | [wrap layer only: u16 len | KEK id]. All integers big-endian.
  */
-function encodeAad(formatVersion: number, layerLabel: Uint8Array, context: EncodedBindingContext, kekIdBytes: Uint8Array | null): Uint8Array {
+function encodeAad(
+  formatVersion: number,
+  layerLabel: Uint8Array,
+  context: EncodedBindingContext,
+  kekIdBytes: Uint8Array | null,
+): Uint8Array {
   const { groupIdUtf8, secretVersion } = context;
-  const length = 2 + DOMAIN_LABEL_BYTES.length + 1 + 2 + layerLabel.length + 2 + groupIdUtf8.length + 4 + (kekIdBytes ? 2 + kekIdBytes.length : 0);
+  const length =
+    2 +
+    DOMAIN_LABEL_BYTES.length +
+    1 +
+    2 +
+    layerLabel.length +
+    2 +
+    groupIdUtf8.length +
+    4 +
+    (kekIdBytes ? 2 + kekIdBytes.length : 0);
   const aad = new Uint8Array(length);
   let offset = writeLengthPrefixed(aad, 0, DOMAIN_LABEL_BYTES);
   aad[offset++] = formatVersion & 0xff;

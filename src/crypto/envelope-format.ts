@@ -50,9 +50,19 @@ export interface EnvelopeV1 {
 export function serializeEnvelopeV1(envelope: EnvelopeV1): Uint8Array {
   const { kekIdBytes, wrapNonce, wrappedDataKey, dataNonce, secretCiphertext } = envelope;
   needs(kekIdBytes.length === KEK_ID_LENGTH_BYTES, () => new RangeError('KEK id has the wrong length'));
-  needs(wrapNonce.length === GCM_NONCE_LENGTH_BYTES && dataNonce.length === GCM_NONCE_LENGTH_BYTES, () => new RangeError('nonce has the wrong length'));
-  needs(wrappedDataKey.length === WRAPPED_DATA_KEY_LENGTH_BYTES, () => new RangeError('wrapped data key has the wrong length'));
-  needs(secretCiphertext.length >= MIN_SECRET_CIPHERTEXT_LENGTH_BYTES && secretCiphertext.length <= MAX_SECRET_CIPHERTEXT_LENGTH_BYTES, () => new RangeError('secret ciphertext has the wrong length'));
+  needs(
+    wrapNonce.length === GCM_NONCE_LENGTH_BYTES && dataNonce.length === GCM_NONCE_LENGTH_BYTES,
+    () => new RangeError('nonce has the wrong length'),
+  );
+  needs(
+    wrappedDataKey.length === WRAPPED_DATA_KEY_LENGTH_BYTES,
+    () => new RangeError('wrapped data key has the wrong length'),
+  );
+  needs(
+    secretCiphertext.length >= MIN_SECRET_CIPHERTEXT_LENGTH_BYTES &&
+      secretCiphertext.length <= MAX_SECRET_CIPHERTEXT_LENGTH_BYTES,
+    () => new RangeError('secret ciphertext has the wrong length'),
+  );
 
   const bytes = new Uint8Array(ENVELOPE_V1_HEADER_LENGTH_BYTES + secretCiphertext.length);
   bytes[EnvelopeV1Offsets.formatVersion] = ENVELOPE_FORMAT_V1;
@@ -70,16 +80,36 @@ export function serializeEnvelopeV1(envelope: EnvelopeV1): Uint8Array {
 export function parseEnvelope(bytes: Uint8Array): EnvelopeV1 {
   needs(bytes instanceof Uint8Array && bytes.length > 0, () => new MalformedEnvelopeError('envelope is empty'));
   // A version we do not know might put its fields anywhere; guessing would be unsafe.
-  needs(bytes[EnvelopeV1Offsets.formatVersion] === ENVELOPE_FORMAT_V1, () => new MalformedEnvelopeError(`unknown envelope format version ${bytes[0]}`));
-  needs(bytes.length >= ENVELOPE_V1_HEADER_LENGTH_BYTES, () => new MalformedEnvelopeError(`envelope is truncated: ${bytes.length} bytes is shorter than the v1 header`));
+  needs(
+    bytes[EnvelopeV1Offsets.formatVersion] === ENVELOPE_FORMAT_V1,
+    () => new MalformedEnvelopeError(`unknown envelope format version ${bytes[0]}`),
+  );
+  needs(
+    bytes.length >= ENVELOPE_V1_HEADER_LENGTH_BYTES,
+    () => new MalformedEnvelopeError(`envelope is truncated: ${bytes.length} bytes is shorter than the v1 header`),
+  );
 
-  const secretCiphertextLength = (bytes[EnvelopeV1Offsets.secretCiphertextLength]! << 8) | bytes[EnvelopeV1Offsets.secretCiphertextLength + 1]!;
+  const secretCiphertextLength =
+    (bytes[EnvelopeV1Offsets.secretCiphertextLength]! << 8) | bytes[EnvelopeV1Offsets.secretCiphertextLength + 1]!;
   // Every ciphertext carries a full tag, and no secret exceeds the format's maximum.
-  needs(secretCiphertextLength >= MIN_SECRET_CIPHERTEXT_LENGTH_BYTES && secretCiphertextLength <= MAX_SECRET_CIPHERTEXT_LENGTH_BYTES, () => new MalformedEnvelopeError(`secret ciphertext length ${secretCiphertextLength} is outside ${MIN_SECRET_CIPHERTEXT_LENGTH_BYTES}..${MAX_SECRET_CIPHERTEXT_LENGTH_BYTES}`));
+  needs(
+    secretCiphertextLength >= MIN_SECRET_CIPHERTEXT_LENGTH_BYTES &&
+      secretCiphertextLength <= MAX_SECRET_CIPHERTEXT_LENGTH_BYTES,
+    () =>
+      new MalformedEnvelopeError(
+        `secret ciphertext length ${secretCiphertextLength} is outside ${MIN_SECRET_CIPHERTEXT_LENGTH_BYTES}..${MAX_SECRET_CIPHERTEXT_LENGTH_BYTES}`,
+      ),
+  );
   const expectedLength = ENVELOPE_V1_HEADER_LENGTH_BYTES + secretCiphertextLength;
   // The exact length, both ways: a cut or an appended byte is damage, never something to skip.
-  needs(bytes.length >= expectedLength, () => new MalformedEnvelopeError(`envelope is truncated: ${bytes.length} of ${expectedLength} bytes`));
-  needs(bytes.length <= expectedLength, () => new MalformedEnvelopeError(`envelope has ${bytes.length - expectedLength} unexpected trailing bytes`));
+  needs(
+    bytes.length >= expectedLength,
+    () => new MalformedEnvelopeError(`envelope is truncated: ${bytes.length} of ${expectedLength} bytes`),
+  );
+  needs(
+    bytes.length <= expectedLength,
+    () => new MalformedEnvelopeError(`envelope has ${bytes.length - expectedLength} unexpected trailing bytes`),
+  );
 
   return {
     formatVersion: ENVELOPE_FORMAT_V1,

@@ -12,8 +12,20 @@
  * sealSecret, belong to the caller, who must zero them.
  */
 import { AES_256_KEY_LENGTH_BYTES, GCM_NONCE_LENGTH_BYTES, aes256GcmDecrypt, aes256GcmEncrypt } from './aes-gcm';
-import { type BindingContext, type EncodedBindingContext, encodeBindingContext, encodeDataKeyWrapAad, encodeSecretAad } from './binding-context';
-import { ENVELOPE_FORMAT_V1, type EnvelopeV1, MAX_SECRET_LENGTH_BYTES, parseEnvelope, serializeEnvelopeV1 } from './envelope-format';
+import {
+  type BindingContext,
+  type EncodedBindingContext,
+  encodeBindingContext,
+  encodeDataKeyWrapAad,
+  encodeSecretAad,
+} from './binding-context';
+import {
+  ENVELOPE_FORMAT_V1,
+  type EnvelopeV1,
+  MAX_SECRET_LENGTH_BYTES,
+  parseEnvelope,
+  serializeEnvelopeV1,
+} from './envelope-format';
 import { SecretTooLargeError } from './errors';
 import { type KeyEncryptionKey, kekIdFromBytes, kekIdToBytes } from './kek';
 import type { Keyring } from './keyring';
@@ -36,21 +48,44 @@ export interface SealedSecret {
  * Random draws, in this order (pinned by the known-answer test): data key (32), wrap nonce (12),
  * data nonce (12). The caller still owns `plaintext` and should zero it when done.
  */
-export function sealSecret(plaintext: Uint8Array, context: BindingContext, keyring: Keyring, random: RandomSource = systemRandom): SealedSecret {
+export function sealSecret(
+  plaintext: Uint8Array,
+  context: BindingContext,
+  keyring: Keyring,
+  random: RandomSource = systemRandom,
+): SealedSecret {
   // The format's length field and the per-row cost are sized for short provision secrets.
-  needs(plaintext.length <= MAX_SECRET_LENGTH_BYTES, () => new SecretTooLargeError(`a secret must be at most ${MAX_SECRET_LENGTH_BYTES} bytes, got ${plaintext.length}`));
+  needs(
+    plaintext.length <= MAX_SECRET_LENGTH_BYTES,
+    () => new SecretTooLargeError(`a secret must be at most ${MAX_SECRET_LENGTH_BYTES} bytes, got ${plaintext.length}`),
+  );
   const boundContext = encodeBindingContext(context);
   const kek = keyring.current;
 
   const dataKey = drawRandomBytes(random, AES_256_KEY_LENGTH_BYTES);
   try {
     // An all-zero key means a broken random source; sealing under it would protect nothing.
-    needs(dataKey.some((byte) => byte !== 0), () => new RangeError('the random source returned an all-zero data key'));
+    needs(
+      dataKey.some((byte) => byte !== 0),
+      () => new RangeError('the random source returned an all-zero data key'),
+    );
     const wrapNonce = drawRandomBytes(random, GCM_NONCE_LENGTH_BYTES);
     const dataNonce = drawRandomBytes(random, GCM_NONCE_LENGTH_BYTES);
-    const secretCiphertext = aes256GcmEncrypt(dataKey, dataNonce, plaintext, encodeSecretAad(ENVELOPE_FORMAT_V1, boundContext));
+    const secretCiphertext = aes256GcmEncrypt(
+      dataKey,
+      dataNonce,
+      plaintext,
+      encodeSecretAad(ENVELOPE_FORMAT_V1, boundContext),
+    );
     const { kekIdBytes, wrappedDataKey } = wrapDataKey(dataKey, wrapNonce, kek, boundContext);
-    const envelope = serializeEnvelopeV1({ formatVersion: ENVELOPE_FORMAT_V1, kekIdBytes, wrapNonce, wrappedDataKey, dataNonce, secretCiphertext });
+    const envelope = serializeEnvelopeV1({
+      formatVersion: ENVELOPE_FORMAT_V1,
+      kekIdBytes,
+      wrapNonce,
+      wrappedDataKey,
+      dataNonce,
+      secretCiphertext,
+    });
     return { envelope, kekId: kek.kekId, kekVersionLabel: kek.versionLabel };
   } finally {
     dataKey.fill(0);
@@ -67,7 +102,12 @@ export function openSecret(envelope: Uint8Array, context: BindingContext, keyrin
   const parsed = parseEnvelope(envelope);
   const dataKey = unwrapDataKey(parsed, boundContext, keyring);
   try {
-    return aes256GcmDecrypt(dataKey, parsed.dataNonce, parsed.secretCiphertext, encodeSecretAad(parsed.formatVersion, boundContext));
+    return aes256GcmDecrypt(
+      dataKey,
+      parsed.dataNonce,
+      parsed.secretCiphertext,
+      encodeSecretAad(parsed.formatVersion, boundContext),
+    );
   } finally {
     dataKey.fill(0);
   }
@@ -78,7 +118,12 @@ export function openSecret(envelope: Uint8Array, context: BindingContext, keyrin
  * under a fresh nonce. The data nonce and secret ciphertext are copied byte for byte; the secret
  * is never decrypted, so a damaged secret ciphertext is carried over and detected at open time.
  */
-export function rewrapEnvelope(envelope: Uint8Array, context: BindingContext, keyring: Keyring, random: RandomSource = systemRandom): SealedSecret {
+export function rewrapEnvelope(
+  envelope: Uint8Array,
+  context: BindingContext,
+  keyring: Keyring,
+  random: RandomSource = systemRandom,
+): SealedSecret {
   const boundContext = encodeBindingContext(context);
   const parsed = parseEnvelope(envelope);
   const kek = keyring.current;
@@ -98,9 +143,19 @@ export function readEnvelopeKekId(envelope: Uint8Array): string {
   return kekIdFromBytes(parseEnvelope(envelope).kekIdBytes);
 }
 
-function wrapDataKey(dataKey: Uint8Array, wrapNonce: Uint8Array, kek: KeyEncryptionKey, boundContext: EncodedBindingContext) {
+function wrapDataKey(
+  dataKey: Uint8Array,
+  wrapNonce: Uint8Array,
+  kek: KeyEncryptionKey,
+  boundContext: EncodedBindingContext,
+) {
   const kekIdBytes = kekIdToBytes(kek.kekId);
-  const wrappedDataKey = aes256GcmEncrypt(kek.key, wrapNonce, dataKey, encodeDataKeyWrapAad(ENVELOPE_FORMAT_V1, boundContext, kekIdBytes));
+  const wrappedDataKey = aes256GcmEncrypt(
+    kek.key,
+    wrapNonce,
+    dataKey,
+    encodeDataKeyWrapAad(ENVELOPE_FORMAT_V1, boundContext, kekIdBytes),
+  );
   return { kekIdBytes, wrappedDataKey };
 }
 
@@ -108,5 +163,10 @@ function wrapDataKey(dataKey: Uint8Array, wrapNonce: Uint8Array, kek: KeyEncrypt
 function unwrapDataKey(parsed: EnvelopeV1, boundContext: EncodedBindingContext, keyring: Keyring): Uint8Array {
   // The header names the KEK, so the keyring never tries keys in turn (fails closed if absent or retired).
   const kek = keyring.decryptionKey(kekIdFromBytes(parsed.kekIdBytes));
-  return aes256GcmDecrypt(kek.key, parsed.wrapNonce, parsed.wrappedDataKey, encodeDataKeyWrapAad(parsed.formatVersion, boundContext, parsed.kekIdBytes));
+  return aes256GcmDecrypt(
+    kek.key,
+    parsed.wrapNonce,
+    parsed.wrappedDataKey,
+    encodeDataKeyWrapAad(parsed.formatVersion, boundContext, parsed.kekIdBytes),
+  );
 }

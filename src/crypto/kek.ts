@@ -26,9 +26,15 @@ export interface KeyEncryptionKey {
 /** Validates raw key bytes and derives the KEK's id. The bytes are copied. */
 export function importKek(keyBytes: Uint8Array, versionLabel: number | null = null): KeyEncryptionKey {
   // A short or long key would silently change the cipher's strength (or fail deep inside AES).
-  needs(keyBytes.length === KEK_LENGTH_BYTES, () => new InvalidKekError(`a KEK must be exactly ${KEK_LENGTH_BYTES} bytes, got ${keyBytes.length}`));
+  needs(
+    keyBytes.length === KEK_LENGTH_BYTES,
+    () => new InvalidKekError(`a KEK must be exactly ${KEK_LENGTH_BYTES} bytes, got ${keyBytes.length}`),
+  );
   // An all-zero key is the classic sign of an unset or failed render; never encrypt under it.
-  needs(keyBytes.some((byte) => byte !== 0), () => new InvalidKekError('a KEK must not be all zero bytes'));
+  needs(
+    keyBytes.some((byte) => byte !== 0),
+    () => new InvalidKekError('a KEK must not be all zero bytes'),
+  );
   const key = Uint8Array.from(keyBytes);
   return Object.freeze({ kekId: deriveKekId(key), versionLabel, key });
 }
@@ -36,7 +42,10 @@ export function importKek(keyBytes: Uint8Array, versionLabel: number | null = nu
 /** Parses the 64-hex-digit form the ADR's `openssl enc -P` prints (either case). */
 export function importKekFromHex(hex: string, versionLabel: number | null = null): KeyEncryptionKey {
   needs(/^[0-9a-fA-F]*$/.test(hex), () => new InvalidKekError('a KEK must be written as hexadecimal digits'));
-  needs(hex.length === KEK_LENGTH_BYTES * 2, () => new InvalidKekError(`a KEK must be ${KEK_LENGTH_BYTES * 2} hex digits, got ${hex.length}`));
+  needs(
+    hex.length === KEK_LENGTH_BYTES * 2,
+    () => new InvalidKekError(`a KEK must be ${KEK_LENGTH_BYTES * 2} hex digits, got ${hex.length}`),
+  );
   const bytes = Buffer.from(hex, 'hex');
   try {
     return importKek(bytes, versionLabel);

@@ -28,7 +28,11 @@ export class Keyring {
    * @param currentKekId the one that encrypts; it must be among `keys` and not retired
    * @param retiredKekIds KEKs that stay listed but may no longer decrypt
    */
-  static create(keys: readonly KeyEncryptionKey[], currentKekId: string, retiredKekIds: readonly string[] = []): Keyring {
+  static create(
+    keys: readonly KeyEncryptionKey[],
+    currentKekId: string,
+    retiredKekIds: readonly string[] = [],
+  ): Keyring {
     const ids = new Set(keys.map((key) => key.kekId));
     // Two entries with one id would make "which key opened this row" ambiguous.
     needs(ids.size === keys.length, () => new InvalidKeyringError('a keyring must not hold the same KEK twice'));

@@ -21,6 +21,9 @@ export const systemRandom: RandomSource = Object.freeze({
 export function drawRandomBytes(source: RandomSource, length: number): Uint8Array {
   const bytes = source.randomBytes(length);
   // A short nonce or data key from a broken source would weaken or break GCM without any error.
-  needs(bytes instanceof Uint8Array && bytes.length === length, () => new RangeError(`the random source returned the wrong number of bytes (wanted ${length})`));
+  needs(
+    bytes instanceof Uint8Array && bytes.length === length,
+    () => new RangeError(`the random source returned the wrong number of bytes (wanted ${length})`),
+  );
   return bytes;
 }

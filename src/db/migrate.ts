@@ -32,7 +32,8 @@ export async function readMigrationFiles(sqlDir: string): Promise<MigrationFile[
   const names = (await readdir(sqlDir)).filter((name) => name.endsWith('.sql')).sort();
   const files: MigrationFile[] = [];
   for (const name of names) {
-    if (!MIGRATION_FILE_PATTERN.test(name)) throw new MigrationError(`migration file ${name} must be named NNN_words.sql`);
+    if (!MIGRATION_FILE_PATTERN.test(name))
+      throw new MigrationError(`migration file ${name} must be named NNN_words.sql`);
     const sql = await readFile(join(sqlDir, name), 'utf8');
     files.push({ name, sql, checksum: createHash('sha256').update(sql).digest('hex') });
   }
@@ -53,7 +54,8 @@ export async function runMigrations(pool: Pool, sqlDir: string): Promise<string[
         const appliedChecksum = applied.get(file.name);
         if (appliedChecksum !== undefined) {
           // An edited migration that already ran would leave databases that differ silently.
-          if (appliedChecksum !== file.checksum) throw new MigrationError(`migration ${file.name} changed after it was applied`);
+          if (appliedChecksum !== file.checksum)
+            throw new MigrationError(`migration ${file.name} changed after it was applied`);
           continue;
         }
         await applyOne(client, file);
@@ -70,7 +72,9 @@ export async function runMigrations(pool: Pool, sqlDir: string): Promise<string[
 
 /** The names among `files` that the database has not recorded (empty = up to date). */
 export async function pendingMigrations(pool: Pick<Pool, 'query'>, files: readonly MigrationFile[]): Promise<string[]> {
-  const exists = await pool.query<{ present: boolean }>("SELECT to_regclass('provsec_migrations') IS NOT NULL AS present");
+  const exists = await pool.query<{ present: boolean }>(
+    "SELECT to_regclass('provsec_migrations') IS NOT NULL AS present",
+  );
   if (!exists.rows[0]?.present) return files.map((file) => file.name);
   const result = await pool.query<{ name: string }>('SELECT name FROM provsec_migrations');
   const applied = new Set(result.rows.map((row) => row.name));
@@ -86,7 +90,9 @@ async function ensureMigrationsTable(client: PoolClient): Promise<void> {
 }
 
 async function appliedMigrations(client: PoolClient): Promise<Map<string, string>> {
-  const result = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM provsec_migrations');
+  const result = await client.query<{ name: string; checksum: string }>(
+    'SELECT name, checksum FROM provsec_migrations',
+  );
   return new Map(result.rows.map((row) => [row.name, row.checksum]));
 }
 

@@ -8,7 +8,13 @@ import { pinoHttp } from 'pino-http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
 import { httpMetricsMiddleware } from '../metrics/http-metrics';
-import { errorHandler, JSON_BODY_LIMIT_BYTES, notFoundHandler, requireJsonBody, type ErrorMapper } from './error-handler';
+import {
+  errorHandler,
+  JSON_BODY_LIMIT_BYTES,
+  notFoundHandler,
+  requireJsonBody,
+  type ErrorMapper,
+} from './error-handler';
 import { healthRoutes, type ReadinessCheck } from './health-routes';
 import { REQUEST_ID_HEADER, requestIdMiddleware } from './request-id';
 

@@ -13,18 +13,25 @@ function toAuditEventJson(event: AuditEvent) {
 /** GET /v1/audit-events: oldest first, paged by event id (authentication is mounted on /v1). */
 export function auditRoutes(deps: { auth: AuthDeps; audit: Pick<AuditLog, 'query'> }): Router {
   const router = Router();
-  router.get('/v1/audit-events', authorize(deps.auth, 'audit:read', 'audit.read'), async (req: Request, res: Response) => {
-    const query = parseOr400(auditEventsQuery, req.query, 'query');
-    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-    const events = await deps.audit.query({
-      groupId: query.groupId,
-      actor: query.actor,
-      since: query.since === undefined ? undefined : new Date(query.since),
-      afterId: query.after,
-      limit: limit + 1,
-    });
-    const page = events.slice(0, limit);
-    res.json({ items: page.map(toAuditEventJson), nextCursor: events.length > limit ? (page[page.length - 1]?.id ?? null) : null });
-  });
+  router.get(
+    '/v1/audit-events',
+    authorize(deps.auth, 'audit:read', 'audit.read'),
+    async (req: Request, res: Response) => {
+      const query = parseOr400(auditEventsQuery, req.query, 'query');
+      const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+      const events = await deps.audit.query({
+        groupId: query.groupId,
+        actor: query.actor,
+        since: query.since === undefined ? undefined : new Date(query.since),
+        afterId: query.after,
+        limit: limit + 1,
+      });
+      const page = events.slice(0, limit);
+      res.json({
+        items: page.map(toAuditEventJson),
+        nextCursor: events.length > limit ? (page[page.length - 1]?.id ?? null) : null,
+      });
+    },
+  );
   return router;
 }

@@ -4,7 +4,14 @@
  * permission, or outside its groups, is a 403. Every refusal is audited.
  */
 import type { Request, RequestHandler, Response } from 'express';
-import { AuthenticationError, parseBearerHeader, type AccessPolicy, type Permission, type Principal, type TokenVerifier } from '../auth';
+import {
+  AuthenticationError,
+  parseBearerHeader,
+  type AccessPolicy,
+  type Permission,
+  type Principal,
+  type TokenVerifier,
+} from '../auth';
 import type { AuditAction, AuditLog } from '../audit/audit-log';
 import type { Logger } from '../log/logger';
 import type { ServiceMetrics } from '../metrics/service-metrics';
@@ -42,7 +49,15 @@ export function authenticate(deps: AuthDeps): RequestHandler {
       if (!(error instanceof AuthenticationError)) throw error;
       const log = res.locals.log as Logger;
       deps.metrics.authFailures.inc({ reason: error.reason });
-      await deps.audit.record({ ...actorOf(req, res), action: 'auth', groupId: null, secretVersion: null, kekId: null, outcome: 'denied', reason: error.reason });
+      await deps.audit.record({
+        ...actorOf(req, res),
+        action: 'auth',
+        groupId: null,
+        secretVersion: null,
+        kekId: null,
+        outcome: 'denied',
+        reason: error.reason,
+      });
       if (error.reason === 'jwks_unavailable') {
         // Our fault, not the caller's: the issuer's key set could not be fetched.
         log.error({ tokenReason: error.reason }, 'token verification unavailable');
@@ -57,7 +72,12 @@ export function authenticate(deps: AuthDeps): RequestHandler {
 /**
  * Requires `permission`; with `groupIdOf`, on that group. Denials are audited under `action`.
  */
-export function authorize(deps: AuthDeps, permission: Permission, action: AuditAction, groupIdOf?: (req: Request) => string | undefined): RequestHandler {
+export function authorize(
+  deps: AuthDeps,
+  permission: Permission,
+  action: AuditAction,
+  groupIdOf?: (req: Request) => string | undefined,
+): RequestHandler {
   return async (req, res, next) => {
     const principal = principalOf(res);
     const groupId = groupIdOf?.(req);
@@ -67,8 +87,19 @@ export function authorize(deps: AuthDeps, permission: Permission, action: AuditA
     }
     deps.metrics.authFailures.inc({ reason: 'forbidden' });
     if (action === 'provision-secret.read') deps.metrics.secretReads.inc({ outcome: 'denied' });
-    (res.locals.log as Logger).warn({ permission, groupId, subject: principal.subject, issuer: principal.issuer }, 'permission denied');
-    await deps.audit.record({ ...actorOf(req, res), action, groupId: groupId ?? null, secretVersion: null, kekId: null, outcome: 'denied', reason: `missing_permission:${permission}` });
+    (res.locals.log as Logger).warn(
+      { permission, groupId, subject: principal.subject, issuer: principal.issuer },
+      'permission denied',
+    );
+    await deps.audit.record({
+      ...actorOf(req, res),
+      action,
+      groupId: groupId ?? null,
+      secretVersion: null,
+      kekId: null,
+      outcome: 'denied',
+      reason: `missing_permission:${permission}`,
+    });
     throw problems.forbidden();
   };
 }

@@ -48,37 +48,52 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
 
   router.use('/v1', authenticate(auth));
 
-  router.post('/v1/device-groups', authorize(auth, 'device-groups:write', 'device-group.create', bodyGroup), async (req: Request, res: Response) => {
-    const body = parseOr400(createDeviceGroupBody, req.body, 'body');
-    const result = await service.create({ id: body.id, name: body.name ?? null, provisionSecret: body.provisionSecret }, actorOf(req, res));
-    res.status(result.created ? 201 : 200);
-    if (result.created) res.location(`/v1/device-groups/${encodeURIComponent(result.group.id)}`);
-    res.json(toMetadataJson(result.group));
-  });
+  router.post(
+    '/v1/device-groups',
+    authorize(auth, 'device-groups:write', 'device-group.create', bodyGroup),
+    async (req: Request, res: Response) => {
+      const body = parseOr400(createDeviceGroupBody, req.body, 'body');
+      const result = await service.create(
+        { id: body.id, name: body.name ?? null, provisionSecret: body.provisionSecret },
+        actorOf(req, res),
+      );
+      res.status(result.created ? 201 : 200);
+      if (result.created) res.location(`/v1/device-groups/${encodeURIComponent(result.group.id)}`);
+      res.json(toMetadataJson(result.group));
+    },
+  );
 
-  router.get('/v1/device-groups', authorize(auth, 'device-groups:read', 'device-group.list'), async (req: Request, res: Response) => {
-    const query = parseOr400(listDeviceGroupsQuery, req.query, 'query');
-    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-    const visible = auth.policy.groupFilter(res.locals.principal, 'device-groups:read');
-    // Collect one visible group more than the page (so we know another page follows), scanning past
-    // groups the caller may not read: the cursor is then always a group it can see, never the id of
-    // one outside its groups.
-    const visibleGroups: DeviceGroupMetadata[] = [];
-    let after = query.after;
-    for (let batchSize = limit + 1; ; batchSize = Math.max(limit + 1, LIST_SCAN_BATCH)) {
-      const rows = await service.list(batchSize, after);
-      visibleGroups.push(...rows.filter((group) => visible(group.id)));
-      if (visibleGroups.length > limit || rows.length < batchSize) break;
-      after = rows[rows.length - 1]?.id;
-    }
-    const page = visibleGroups.slice(0, limit);
-    const nextCursor = visibleGroups.length > limit ? (page[page.length - 1]?.id ?? null) : null;
-    res.json({ items: page.map(toMetadataJson), nextCursor });
-  });
+  router.get(
+    '/v1/device-groups',
+    authorize(auth, 'device-groups:read', 'device-group.list'),
+    async (req: Request, res: Response) => {
+      const query = parseOr400(listDeviceGroupsQuery, req.query, 'query');
+      const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+      const visible = auth.policy.groupFilter(res.locals.principal, 'device-groups:read');
+      // Collect one visible group more than the page (so we know another page follows), scanning past
+      // groups the caller may not read: the cursor is then always a group it can see, never the id of
+      // one outside its groups.
+      const visibleGroups: DeviceGroupMetadata[] = [];
+      let after = query.after;
+      for (let batchSize = limit + 1; ; batchSize = Math.max(limit + 1, LIST_SCAN_BATCH)) {
+        const rows = await service.list(batchSize, after);
+        visibleGroups.push(...rows.filter((group) => visible(group.id)));
+        if (visibleGroups.length > limit || rows.length < batchSize) break;
+        after = rows[rows.length - 1]?.id;
+      }
+      const page = visibleGroups.slice(0, limit);
+      const nextCursor = visibleGroups.length > limit ? (page[page.length - 1]?.id ?? null) : null;
+      res.json({ items: page.map(toMetadataJson), nextCursor });
+    },
+  );
 
-  router.get('/v1/device-groups/:id', authorize(auth, 'device-groups:read', 'device-group.read', pathGroup), async (req: Request, res: Response) => {
-    res.json(toMetadataJson(await service.get(groupIdParam(req))));
-  });
+  router.get(
+    '/v1/device-groups/:id',
+    authorize(auth, 'device-groups:read', 'device-group.read', pathGroup),
+    async (req: Request, res: Response) => {
+      res.json(toMetadataJson(await service.get(groupIdParam(req))));
+    },
+  );
 
   router.get(
     '/v1/device-groups/:id/provision-secret',
@@ -99,20 +114,30 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
     },
   );
 
-  router.put('/v1/device-groups/:id/provision-secret', authorize(auth, 'device-groups:write', 'provision-secret.rotate', pathGroup), async (req: Request, res: Response) => {
-    const id = groupIdParam(req);
-    const body = parseOr400(rotateSecretBody, req.body, 'body');
-    res.json(toMetadataJson(await service.rotateSecret(id, body.provisionSecret, actorOf(req, res))));
-  });
+  router.put(
+    '/v1/device-groups/:id/provision-secret',
+    authorize(auth, 'device-groups:write', 'provision-secret.rotate', pathGroup),
+    async (req: Request, res: Response) => {
+      const id = groupIdParam(req);
+      const body = parseOr400(rotateSecretBody, req.body, 'body');
+      res.json(toMetadataJson(await service.rotateSecret(id, body.provisionSecret, actorOf(req, res))));
+    },
+  );
 
-  router.delete('/v1/device-groups/:id', authorize(auth, 'device-groups:write', 'device-group.delete', pathGroup), async (req: Request, res: Response) => {
-    await service.delete(groupIdParam(req), actorOf(req, res));
-    res.status(204).end();
-  });
+  router.delete(
+    '/v1/device-groups/:id',
+    authorize(auth, 'device-groups:write', 'device-group.delete', pathGroup),
+    async (req: Request, res: Response) => {
+      await service.delete(groupIdParam(req), actorOf(req, res));
+      res.status(204).end();
+    },
+  );
 
   for (const path of ['/v1/device-groups', '/v1/device-groups/:id', '/v1/device-groups/:id/provision-secret']) {
     router.all(path, () => {
-      throw problems.methodNotAllowed(path.endsWith('provision-secret') ? ['GET', 'PUT'] : path.endsWith(':id') ? ['GET', 'DELETE'] : ['GET', 'POST']);
+      throw problems.methodNotAllowed(
+        path.endsWith('provision-secret') ? ['GET', 'PUT'] : path.endsWith(':id') ? ['GET', 'DELETE'] : ['GET', 'POST'],
+      );
     });
   }
   return router;

@@ -31,7 +31,8 @@ function mapBodyParserError(error: unknown): HttpProblem | undefined {
       return problems.badRequest('The request body could not be read.');
     default:
       // express's router could not percent-decode a path parameter (`/v1/device-groups/%E0%A4`).
-      if (error instanceof URIError && (error as BodyParserError).status === 400) return problems.badRequest('The request path is not valid percent-encoding.');
+      if (error instanceof URIError && (error as BodyParserError).status === 400)
+        return problems.badRequest('The request path is not valid percent-encoding.');
       // body-parser could not undo the body's content coding (a corrupt gzip, deflate or br stream):
       // the zlib error arrives as an http-errors 400 with `expose` set but no `type`.
       if (isExposedClientError(error)) return problems.badRequest('The request body could not be read.');
@@ -53,7 +54,10 @@ export function errorHandler(logger: Logger, mappers: readonly ErrorMapper[] = [
       log.error({ err: error, method: req.method, path: req.path }, 'unhandled error');
       problem = problems.internal();
     } else if (problem.status >= 500) {
-      log.error({ errorName: (error as Error).name, reason: (error as Error).message, method: req.method, path: req.path }, 'request failed');
+      log.error(
+        { errorName: (error as Error).name, reason: (error as Error).message, method: req.method, path: req.path },
+        'request failed',
+      );
     }
     if (res.headersSent) {
       res.destroy();
@@ -70,7 +74,9 @@ export function notFoundHandler(): RequestHandler {
 /** JSON routes only take JSON: anything else with a body is 415 before parsing. */
 export function requireJsonBody(): RequestHandler {
   return (req, _res, next) => {
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     if (hasBody && !req.is('application/json')) {
       next(problems.unsupportedMediaType());
       return;

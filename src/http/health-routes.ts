@@ -21,7 +21,10 @@ async function runCheck(check: ReadinessCheck): Promise<ReadinessResult> {
     timer = setTimeout(() => resolve({ ok: false, detail: `${check.name} check timed out` }), CHECK_TIMEOUT_MS);
   });
   try {
-    return await Promise.race([check.check().catch((error: unknown) => ({ ok: false, detail: (error as Error).message })), timeout]);
+    return await Promise.race([
+      check.check().catch((error: unknown) => ({ ok: false, detail: (error as Error).message })),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -34,7 +37,9 @@ export function healthRoutes(checks: readonly ReadinessCheck[], isDraining: () =
   });
   router.get('/readyz', async (_req, res) => {
     const results = await Promise.all(checks.map(async (check) => [check.name, await runCheck(check)] as const));
-    const report = Object.fromEntries(results.map(([name, result]) => [name, { ok: result.ok, ...(result.detail ? { detail: result.detail } : {}) }]));
+    const report = Object.fromEntries(
+      results.map(([name, result]) => [name, { ok: result.ok, ...(result.detail ? { detail: result.detail } : {}) }]),
+    );
     const failing = results.filter(([, result]) => !result.ok);
     if (isDraining()) failing.push(['shutdown', { ok: false, detail: 'shutting down' }]);
     if (failing.length === 0) {
@@ -44,7 +49,11 @@ export function healthRoutes(checks: readonly ReadinessCheck[], isDraining: () =
     }
     const detail = failing.map(([name, result]) => `${name}: ${result.detail ?? 'not ready'}`).join('; ');
     const problem = new HttpProblem(503, 'not-ready', 'Not Ready', detail, {}, { checks: report });
-    res.status(503).type(PROBLEM_CONTENT_TYPE).setHeader('Cache-Control', 'no-store').send(JSON.stringify(problemBody(problem, res.locals.requestId as string)));
+    res
+      .status(503)
+      .type(PROBLEM_CONTENT_TYPE)
+      .setHeader('Cache-Control', 'no-store')
+      .send(JSON.stringify(problemBody(problem, res.locals.requestId as string)));
   });
   return router;
 }

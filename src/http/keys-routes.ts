@@ -28,12 +28,18 @@ export async function keyStatus(keys: Pick<KeySource, 'currentKeyring' | 'status
     rows: counts.get(entry.kekId) ?? 0,
   }));
   for (const [kekId, rows] of counts) {
-    if (!entries.some((entry) => entry.kekId === kekId)) entries.push({ kekId, versionLabel: null, current: false, available: false, rows });
+    if (!entries.some((entry) => entry.kekId === kekId))
+      entries.push({ kekId, versionLabel: null, current: false, available: false, rows });
   }
   const status = keys.status();
   const currentKekId = keyring?.current.kekId ?? null;
   return {
-    source: { kind: status.kind, state: status.state, loadedAt: status.loadedAt?.toISOString() ?? null, lastError: status.lastError ?? null },
+    source: {
+      kind: status.kind,
+      state: status.state,
+      loadedAt: status.loadedAt?.toISOString() ?? null,
+      lastError: status.lastError ?? null,
+    },
     currentKekId,
     keys: entries,
     rowsNotUnderCurrent: entries.filter((entry) => !entry.current).reduce((sum, entry) => sum + entry.rows, 0),
@@ -41,7 +47,11 @@ export async function keyStatus(keys: Pick<KeySource, 'currentKeyring' | 'status
   };
 }
 
-export function keysRoutes(deps: { auth: AuthDeps; keys: Pick<KeySource, 'currentKeyring' | 'status'>; usage: KekUsageCounter }): Router {
+export function keysRoutes(deps: {
+  auth: AuthDeps;
+  keys: Pick<KeySource, 'currentKeyring' | 'status'>;
+  usage: KekUsageCounter;
+}): Router {
   const router = Router();
   router.get('/v1/keys', authorize(deps.auth, 'keys:admin', 'keys.read'), async (_req: Request, res: Response) => {
     res.setHeader('Cache-Control', 'no-store');

@@ -56,7 +56,10 @@ const keyStatusSchema = z.strictObject({
 });
 const healthSchema = z.strictObject({ status: z.literal('alive') });
 const readinessCheckSchema = z.strictObject({ ok: z.boolean(), detail: z.string().optional() });
-const readinessSchema = z.strictObject({ status: z.literal('ready'), checks: z.record(z.string(), readinessCheckSchema) });
+const readinessSchema = z.strictObject({
+  status: z.literal('ready'),
+  checks: z.record(z.string(), readinessCheckSchema),
+});
 
 /** Drops `$schema`/`$id`: inside an OpenAPI 3.1 document the dialect is already 2020-12. */
 function withoutMetaKeywords(schema: object): Schema {
@@ -72,7 +75,11 @@ function jsonSchemaOf(schema: z.ZodType, io: JsonSchemaIo): Schema {
 function componentSchemas(named: Record<string, z.ZodType>, io: JsonSchemaIo): Record<string, Schema> {
   const registry = z.registry<{ id: string }>();
   for (const [id, schema] of Object.entries(named)) registry.add(schema, { id });
-  const { schemas } = z.toJSONSchema(registry, { target: 'draft-2020-12', io, uri: (id) => `#/components/schemas/${id}` });
+  const { schemas } = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io,
+    uri: (id) => `#/components/schemas/${id}`,
+  });
   return Object.fromEntries(Object.entries(schemas).map(([id, schema]) => [id, withoutMetaKeywords(schema)]));
 }
 
@@ -104,19 +111,40 @@ function queryParameters(query: z.ZodType, descriptions: Record<string, string>)
 }
 
 function problemResponse(description: string, headers: Record<string, OpenApiObject> = {}): OpenApiObject {
-  return { description, headers: { 'X-Request-Id': headerRef('RequestId'), ...headers }, content: { [PROBLEM_CONTENT_TYPE]: { schema: schemaRef('Problem') } } };
+  return {
+    description,
+    headers: { 'X-Request-Id': headerRef('RequestId'), ...headers },
+    content: { [PROBLEM_CONTENT_TYPE]: { schema: schemaRef('Problem') } },
+  };
 }
 
 function jsonResponse(description: string, schema: object, headers: Record<string, OpenApiObject> = {}): OpenApiObject {
-  return { description, headers: { 'X-Request-Id': headerRef('RequestId'), ...headers }, content: { [JSON_CONTENT]: { schema } } };
+  return {
+    description,
+    headers: { 'X-Request-Id': headerRef('RequestId'), ...headers },
+    content: { [JSON_CONTENT]: { schema } },
+  };
 }
 
 /** The error responses every authenticated route can give, plus the route's own. */
 function v1Errors(...specific: Array<'400' | '404' | '409' | '413' | '415' | '429'>): OpenApiObject {
-  const names: Record<string, string> = { '400': 'BadRequest', '404': 'NotFound', '409': 'Conflict', '413': 'PayloadTooLarge', '415': 'UnsupportedMediaType', '429': 'TooManyRequests' };
+  const names: Record<string, string> = {
+    '400': 'BadRequest',
+    '404': 'NotFound',
+    '409': 'Conflict',
+    '413': 'PayloadTooLarge',
+    '415': 'UnsupportedMediaType',
+    '429': 'TooManyRequests',
+  };
   const responses: OpenApiObject = {};
   for (const status of specific) responses[status] = responseRef(names[status] as string);
-  return { ...responses, '401': responseRef('Unauthorized'), '403': responseRef('Forbidden'), '500': responseRef('InternalError'), '503': responseRef('Unavailable') };
+  return {
+    ...responses,
+    '401': responseRef('Unauthorized'),
+    '403': responseRef('Forbidden'),
+    '500': responseRef('InternalError'),
+    '503': responseRef('Unavailable'),
+  };
 }
 
 function jsonBody(name: string): OpenApiObject {
@@ -131,7 +159,10 @@ const groupIdParameter: OpenApiObject = {
   schema: jsonSchemaOf(groupIdSchema, 'input'),
 };
 
-const requestSchemas = componentSchemas({ CreateDeviceGroupRequest: createDeviceGroupBody, RotateSecretRequest: rotateSecretBody }, 'input');
+const requestSchemas = componentSchemas(
+  { CreateDeviceGroupRequest: createDeviceGroupBody, RotateSecretRequest: rotateSecretBody },
+  'input',
+);
 
 export const openApiDocument: OpenApiObject = {
   openapi: '3.1.0',
@@ -163,7 +194,10 @@ export const openApiDocument: OpenApiObject = {
         requestBody: jsonBody('CreateDeviceGroupRequest'),
         responses: {
           '201': jsonResponse('Created', schemaRef('DeviceGroupMetadata'), { Location: headerRef('Location') }),
-          '200': jsonResponse('A retry with the same secret: the existing group, unchanged', schemaRef('DeviceGroupMetadata')),
+          '200': jsonResponse(
+            'A retry with the same secret: the existing group, unchanged',
+            schemaRef('DeviceGroupMetadata'),
+          ),
           ...v1Errors('400', '409', '413', '415'),
         },
       },
@@ -171,8 +205,12 @@ export const openApiDocument: OpenApiObject = {
         tags: ['device-groups'],
         operationId: 'listDeviceGroups',
         summary: 'A page of device-group metadata, in id order',
-        description: 'Requires `device-groups:read`; the page shows only the groups the caller may read. Pass `nextCursor` as `after` for the next page.',
-        parameters: queryParameters(listDeviceGroupsQuery, { limit: 'Page size (default 100).', after: 'Cursor: `nextCursor` of the previous page.' }),
+        description:
+          'Requires `device-groups:read`; the page shows only the groups the caller may read. Pass `nextCursor` as `after` for the next page.',
+        parameters: queryParameters(listDeviceGroupsQuery, {
+          limit: 'Page size (default 100).',
+          after: 'Cursor: `nextCursor` of the previous page.',
+        }),
         responses: { '200': jsonResponse('A page of metadata', schemaRef('DeviceGroupPage')), ...v1Errors('400') },
       },
     },
@@ -190,7 +228,10 @@ export const openApiDocument: OpenApiObject = {
         operationId: 'deleteDeviceGroup',
         summary: 'Delete a device group with its stored secret and wrapped data key',
         description: 'Requires `device-groups:write` on the group.',
-        responses: { '204': { description: 'Deleted', headers: { 'X-Request-Id': headerRef('RequestId') } }, ...v1Errors('400', '404') },
+        responses: {
+          '204': { description: 'Deleted', headers: { 'X-Request-Id': headerRef('RequestId') } },
+          ...v1Errors('400', '404'),
+        },
       },
     },
     '/v1/device-groups/{id}/provision-secret': {
@@ -203,21 +244,31 @@ export const openApiDocument: OpenApiObject = {
           'Requires `provision-secret:read` on the group; rate-limited per identity (SECRET_READ_RATE_LIMIT_PER_MINUTE). The audit record is committed before the secret is sent; ' +
           'if it cannot be, or the stored envelope cannot be opened, the answer is an error without the secret.',
         responses: {
-          '200': jsonResponse('SECRET-BEARING: the plaintext provision secret. Never cache or log this response.', schemaRef('ProvisionSecret'), {
-            'Cache-Control': headerRef('NoStore'),
-            Pragma: headerRef('PragmaNoCache'),
-          }),
+          '200': jsonResponse(
+            'SECRET-BEARING: the plaintext provision secret. Never cache or log this response.',
+            schemaRef('ProvisionSecret'),
+            {
+              'Cache-Control': headerRef('NoStore'),
+              Pragma: headerRef('PragmaNoCache'),
+            },
+          ),
           ...v1Errors('400', '404', '429'),
-          '500': problemResponse('Server fault, or the stored envelope cannot be opened (tampered, moved between rows, KEK missing); audited with outcome error'),
+          '500': problemResponse(
+            'Server fault, or the stored envelope cannot be opened (tampered, moved between rows, KEK missing); audited with outcome error',
+          ),
         },
       },
       put: {
         tags: ['provision-secrets'],
         operationId: 'rotateProvisionSecret',
         summary: 'Store a reissued provision secret: secretVersion + 1, fresh data key',
-        description: 'Requires `device-groups:write` on the group. A concurrent rotation or deletion wins; the loser gets 409.',
+        description:
+          'Requires `device-groups:write` on the group. A concurrent rotation or deletion wins; the loser gets 409.',
         requestBody: jsonBody('RotateSecretRequest'),
-        responses: { '200': jsonResponse('Rotated: the new metadata', schemaRef('DeviceGroupMetadata')), ...v1Errors('400', '404', '409', '413', '415') },
+        responses: {
+          '200': jsonResponse('Rotated: the new metadata', schemaRef('DeviceGroupMetadata')),
+          ...v1Errors('400', '404', '409', '413', '415'),
+        },
       },
     },
     '/v1/audit-events': {
@@ -242,7 +293,10 @@ export const openApiDocument: OpenApiObject = {
         operationId: 'keyStatus',
         summary: 'KEKs the key source holds, the current one, and stored rows per KEK',
         description: 'Requires `keys:admin`. KEK ids are fingerprints, never key material.',
-        responses: { '200': jsonResponse('Key status', schemaRef('KeyStatus'), { 'Cache-Control': headerRef('NoStore') }), ...v1Errors() },
+        responses: {
+          '200': jsonResponse('Key status', schemaRef('KeyStatus'), { 'Cache-Control': headerRef('NoStore') }),
+          ...v1Errors(),
+        },
       },
     },
     '/healthz': {
@@ -281,7 +335,9 @@ export const openApiDocument: OpenApiObject = {
         operationId: 'openApiDocument',
         summary: 'This document',
         security: [],
-        responses: { '200': { description: 'OpenAPI 3.1 document', content: { [JSON_CONTENT]: { schema: { type: 'object' } } } } },
+        responses: {
+          '200': { description: 'OpenAPI 3.1 document', content: { [JSON_CONTENT]: { schema: { type: 'object' } } } },
+        },
       },
     },
   },
@@ -291,7 +347,8 @@ export const openApiDocument: OpenApiObject = {
         type: 'http',
         scheme: 'bearer',
         bearerFormat: 'JWT',
-        description: 'A short-lived JWT from a trusted issuer, e.g. a Kubernetes projected service-account token with audience `provsec`.',
+        description:
+          'A short-lived JWT from a trusted issuer, e.g. a Kubernetes projected service-account token with audience `provsec`.',
       },
     },
     schemas: {
@@ -314,24 +371,56 @@ export const openApiDocument: OpenApiObject = {
     },
     // Every header listed is sent on every response that lists it (the tests check each one).
     headers: {
-      RequestId: { required: true, description: 'The request id (the caller’s X-Request-Id if well formed); also in logs and audit records.', schema: { type: 'string' } },
-      Location: { required: true, description: 'The new group’s URL', schema: { type: 'string', pattern: '^/v1/device-groups/' } },
-      NoStore: { required: true, description: 'Always `no-store`: the body must not be cached', schema: { type: 'string', const: 'no-store' } },
-      PragmaNoCache: { required: true, description: 'Always `no-cache` (for HTTP/1.0 caches)', schema: { type: 'string', const: 'no-cache' } },
-      WwwAuthenticate: { required: true, description: 'Bearer challenge (RFC 6750)', schema: { type: 'string', pattern: '^Bearer ' } },
-      RetryAfter: { required: true, description: 'Seconds to wait before retrying', schema: { type: 'string', pattern: '^[0-9]+$' } },
+      RequestId: {
+        required: true,
+        description: 'The request id (the caller’s X-Request-Id if well formed); also in logs and audit records.',
+        schema: { type: 'string' },
+      },
+      Location: {
+        required: true,
+        description: 'The new group’s URL',
+        schema: { type: 'string', pattern: '^/v1/device-groups/' },
+      },
+      NoStore: {
+        required: true,
+        description: 'Always `no-store`: the body must not be cached',
+        schema: { type: 'string', const: 'no-store' },
+      },
+      PragmaNoCache: {
+        required: true,
+        description: 'Always `no-cache` (for HTTP/1.0 caches)',
+        schema: { type: 'string', const: 'no-cache' },
+      },
+      WwwAuthenticate: {
+        required: true,
+        description: 'Bearer challenge (RFC 6750)',
+        schema: { type: 'string', pattern: '^Bearer ' },
+      },
+      RetryAfter: {
+        required: true,
+        description: 'Seconds to wait before retrying',
+        schema: { type: 'string', pattern: '^[0-9]+$' },
+      },
     },
     responses: {
-      BadRequest: problemResponse('Invalid body, path or query; `invalidParams` names each field and rule (never the value)'),
-      Unauthorized: problemResponse('Missing or invalid bearer token (generic reason; the specific one is logged)', { 'WWW-Authenticate': headerRef('WwwAuthenticate') }),
+      BadRequest: problemResponse(
+        'Invalid body, path or query; `invalidParams` names each field and rule (never the value)',
+      ),
+      Unauthorized: problemResponse('Missing or invalid bearer token (generic reason; the specific one is logged)', {
+        'WWW-Authenticate': headerRef('WwwAuthenticate'),
+      }),
       Forbidden: problemResponse('The token does not grant this permission on this group; audited'),
       NotFound: problemResponse('No device group with this id'),
       Conflict: problemResponse('The id holds a different secret, or a concurrent change won'),
       PayloadTooLarge: problemResponse('The body exceeds 16 KiB'),
       UnsupportedMediaType: problemResponse('The body is not application/json'),
-      TooManyRequests: problemResponse('Secret read rate limit reached for this identity; audited', { 'Retry-After': headerRef('RetryAfter') }),
+      TooManyRequests: problemResponse('Secret read rate limit reached for this identity; audited', {
+        'Retry-After': headerRef('RetryAfter'),
+      }),
       InternalError: problemResponse('Server fault; details are logged, never sent'),
-      Unavailable: problemResponse('Database, key source or token key set temporarily unavailable', { 'Retry-After': headerRef('RetryAfter') }),
+      Unavailable: problemResponse('Database, key source or token key set temporarily unavailable', {
+        'Retry-After': headerRef('RetryAfter'),
+      }),
     },
   },
 };

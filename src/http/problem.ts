@@ -34,21 +34,42 @@ export class HttpProblem extends Error {
 }
 
 export const problems = {
-  badRequest: (detail: string, extensions: Record<string, unknown> = {}) => new HttpProblem(400, 'bad-request', 'Bad Request', detail, {}, extensions),
+  badRequest: (detail: string, extensions: Record<string, unknown> = {}) =>
+    new HttpProblem(400, 'bad-request', 'Bad Request', detail, {}, extensions),
   malformedJson: () => new HttpProblem(400, 'malformed-json', 'Malformed JSON', 'The request body is not valid JSON.'),
   unauthorized: () =>
-    new HttpProblem(401, 'unauthorized', 'Unauthorized', 'A valid bearer token is required.', { 'WWW-Authenticate': 'Bearer realm="provsec", error="invalid_token"' }),
-  forbidden: () => new HttpProblem(403, 'forbidden', 'Forbidden', 'The token does not grant this action on this resource.'),
+    new HttpProblem(401, 'unauthorized', 'Unauthorized', 'A valid bearer token is required.', {
+      'WWW-Authenticate': 'Bearer realm="provsec", error="invalid_token"',
+    }),
+  forbidden: () =>
+    new HttpProblem(403, 'forbidden', 'Forbidden', 'The token does not grant this action on this resource.'),
   notFound: (detail = 'No such resource.') => new HttpProblem(404, 'not-found', 'Not Found', detail),
   methodNotAllowed: (allowed: readonly string[]) =>
-    new HttpProblem(405, 'method-not-allowed', 'Method Not Allowed', `Allowed methods: ${allowed.join(', ')}.`, { Allow: allowed.join(', ') }),
+    new HttpProblem(405, 'method-not-allowed', 'Method Not Allowed', `Allowed methods: ${allowed.join(', ')}.`, {
+      Allow: allowed.join(', '),
+    }),
   conflict: (detail: string) => new HttpProblem(409, 'conflict', 'Conflict', detail),
-  payloadTooLarge: (limitBytes: number) => new HttpProblem(413, 'payload-too-large', 'Payload Too Large', `The request body exceeds ${limitBytes} bytes.`),
-  unsupportedMediaType: () => new HttpProblem(415, 'unsupported-media-type', 'Unsupported Media Type', 'This route accepts application/json only.'),
+  payloadTooLarge: (limitBytes: number) =>
+    new HttpProblem(413, 'payload-too-large', 'Payload Too Large', `The request body exceeds ${limitBytes} bytes.`),
+  unsupportedMediaType: () =>
+    new HttpProblem(
+      415,
+      'unsupported-media-type',
+      'Unsupported Media Type',
+      'This route accepts application/json only.',
+    ),
   tooManyRequests: (retryAfterSeconds: number) =>
-    new HttpProblem(429, 'too-many-requests', 'Too Many Requests', 'Secret read rate limit reached for this identity.', { 'Retry-After': String(retryAfterSeconds) }),
-  internal: (detail = 'The server could not complete the request.') => new HttpProblem(500, 'internal', 'Internal Server Error', detail),
-  unavailable: (detail: string) => new HttpProblem(503, 'unavailable', 'Service Unavailable', detail, { 'Retry-After': '1' }),
+    new HttpProblem(
+      429,
+      'too-many-requests',
+      'Too Many Requests',
+      'Secret read rate limit reached for this identity.',
+      { 'Retry-After': String(retryAfterSeconds) },
+    ),
+  internal: (detail = 'The server could not complete the request.') =>
+    new HttpProblem(500, 'internal', 'Internal Server Error', detail),
+  unavailable: (detail: string) =>
+    new HttpProblem(503, 'unavailable', 'Service Unavailable', detail, { 'Retry-After': '1' }),
 };
 
 export function problemBody(problem: HttpProblem, requestId: string | undefined): ProblemBody {
@@ -65,5 +86,8 @@ export function problemBody(problem: HttpProblem, requestId: string | undefined)
 export function sendProblem(res: Response, problem: HttpProblem): void {
   const requestId = res.locals.requestId as string | undefined;
   for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
-  res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problemBody(problem, requestId)));
+  res
+    .status(problem.status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(JSON.stringify(problemBody(problem, requestId)));
 }

@@ -17,7 +17,10 @@ export interface SecretReadRateLimiter {
 
 const WINDOW_MS = 60_000;
 
-export function createSecretReadRateLimiter(options: { perMinute: number }, deps: { audit: Pick<AuditLog, 'record'>; metrics: ServiceMetrics }): SecretReadRateLimiter {
+export function createSecretReadRateLimiter(
+  options: { perMinute: number },
+  deps: { audit: Pick<AuditLog, 'record'>; metrics: ServiceMetrics },
+): SecretReadRateLimiter {
   const middleware = rateLimit({
     windowMs: WINDOW_MS,
     limit: options.perMinute,
@@ -30,12 +33,23 @@ export function createSecretReadRateLimiter(options: { perMinute: number }, deps
     },
     handler: async (req, res, _next, optionsUsed) => {
       const resetTime = (req as unknown as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
-      const retryAfterSeconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + optionsUsed.windowMs) - Date.now()) / 1000));
+      const retryAfterSeconds = Math.max(
+        1,
+        Math.ceil(((resetTime?.getTime() ?? Date.now() + optionsUsed.windowMs) - Date.now()) / 1000),
+      );
       deps.metrics.authFailures.inc({ reason: 'rate_limited' });
       deps.metrics.secretReads.inc({ outcome: 'denied' });
       // The raw path id is not validated yet (that happens in the handler): audit only a well-formed one.
       const groupId = typeof req.params.id === 'string' && GROUP_ID_PATTERN.test(req.params.id) ? req.params.id : null;
-      await deps.audit.record({ ...actorOf(req, res), action: 'provision-secret.read', groupId, secretVersion: null, kekId: null, outcome: 'denied', reason: 'rate_limited' });
+      await deps.audit.record({
+        ...actorOf(req, res),
+        action: 'provision-secret.read',
+        groupId,
+        secretVersion: null,
+        kekId: null,
+        outcome: 'denied',
+        reason: 'rate_limited',
+      });
       sendProblem(res, problems.tooManyRequests(retryAfterSeconds));
     },
     validate: { trustProxy: false, xForwardedForHeader: false, ip: false },

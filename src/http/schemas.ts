@@ -15,13 +15,21 @@ const hasNoNul = (value: string) => !value.includes('\u0000');
 const provisionSecretSchema = z
   .string()
   .min(1, 'must not be empty')
-  .refine((value) => Buffer.byteLength(value, 'utf8') <= MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes of UTF-8`)
+  .refine(
+    (value) => Buffer.byteLength(value, 'utf8') <= MAX_SECRET_BYTES,
+    `must be at most ${MAX_SECRET_BYTES} bytes of UTF-8`,
+  )
   // Lone surrogates cannot be encoded as UTF-8; storing them would silently change the secret.
   .refine((value) => Buffer.from(value, 'utf8').toString('utf8') === value, 'must be valid Unicode text');
 
 export const createDeviceGroupBody = z.strictObject({
   id: groupIdSchema,
-  name: z.string().max(256, 'must be at most 256 characters').refine(hasNoNul, 'must not contain NUL characters').nullable().optional(),
+  name: z
+    .string()
+    .max(256, 'must be at most 256 characters')
+    .refine(hasNoNul, 'must not contain NUL characters')
+    .nullable()
+    .optional(),
   provisionSecret: provisionSecretSchema,
 });
 
@@ -41,7 +49,10 @@ export const auditEventsQuery = z.strictObject({
   actor: z.string().min(1).max(512).refine(hasNoNul, 'must not contain NUL characters').optional(),
   since: z.iso.datetime({ offset: true, message: 'must be an RFC 3339 date-time' }).optional(),
   limit: limitSchema,
-  after: z.string().regex(/^\d{1,18}$/, 'must be a cursor from a previous page').optional(),
+  after: z
+    .string()
+    .regex(/^\d{1,18}$/, 'must be a cursor from a previous page')
+    .optional(),
 });
 
 export const deviceGroupMetadataSchema = z.strictObject({
@@ -53,9 +64,16 @@ export const deviceGroupMetadataSchema = z.strictObject({
   updatedAt: z.iso.datetime({ offset: true }),
 });
 
-export const deviceGroupPageSchema = z.strictObject({ items: z.array(deviceGroupMetadataSchema), nextCursor: z.string().nullable() });
+export const deviceGroupPageSchema = z.strictObject({
+  items: z.array(deviceGroupMetadataSchema),
+  nextCursor: z.string().nullable(),
+});
 
-export const provisionSecretResponseSchema = z.strictObject({ id: groupIdSchema, provisionSecret: z.string(), secretVersion: z.number().int().min(1) });
+export const provisionSecretResponseSchema = z.strictObject({
+  id: groupIdSchema,
+  provisionSecret: z.string(),
+  secretVersion: z.number().int().min(1),
+});
 
 export const auditEventSchema = z.strictObject({
   id: z.string(),
@@ -72,7 +90,10 @@ export const auditEventSchema = z.strictObject({
   clientAddress: z.string().nullable(),
 });
 
-export const auditEventPageSchema = z.strictObject({ items: z.array(auditEventSchema), nextCursor: z.string().nullable() });
+export const auditEventPageSchema = z.strictObject({
+  items: z.array(auditEventSchema),
+  nextCursor: z.string().nullable(),
+});
 
 export const problemSchema = z.looseObject({
   type: z.string(),

@@ -13,7 +13,10 @@ export interface RunningServer {
   close(drainTimeoutMs: number): Promise<boolean>;
 }
 
-export async function listen(handler: RequestListener, options: { host: string; port: number }): Promise<RunningServer> {
+export async function listen(
+  handler: RequestListener,
+  options: { host: string; port: number },
+): Promise<RunningServer> {
   const server = createServer(handler);
   // Slowloris bounds: a client must send its headers and body within these windows.
   server.headersTimeout = 10_000;
@@ -47,7 +50,10 @@ export async function listen(handler: RequestListener, options: { host: string; 
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Keep-alive connections with no request in flight would otherwise hold close() open.
     server.closeIdleConnections();
-    const drained = inFlight.size === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)));
+    const drained =
+      inFlight.size === 0
+        ? Promise.resolve(true)
+        : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), drainTimeoutMs);

@@ -11,7 +11,14 @@ import { isKekId } from '../crypto/kek';
 import type { Keyring } from '../crypto/keyring';
 import { needs } from '../crypto/needs';
 import { KeySourceConfigError, KeySourceError, KeySourceLoadError } from './errors';
-import type { KeyringListener, KeySource, KeySourceDeps, KeySourceKind, KeySourceState, KeySourceStatus } from './key-source';
+import type {
+  KeyringListener,
+  KeySource,
+  KeySourceDeps,
+  KeySourceKind,
+  KeySourceState,
+  KeySourceStatus,
+} from './key-source';
 import { createKeySourceMetrics, type KeySourceMetrics } from './key-source-metrics';
 import { redactKeyLikeText } from './safe-text';
 
@@ -45,9 +52,19 @@ export abstract class BaseKeySource implements KeySource {
    * override it; the default fails closed.
    */
   protected fetchMissingKek(kekId: string, versionLabel: number | null): Promise<Keyring> {
-    const held = this.installed ? this.installed.entries().map((entry) => entry.kekId).join(', ') : 'nothing (no keyring loaded)';
+    const held = this.installed
+      ? this.installed
+          .entries()
+          .map((entry) => entry.kekId)
+          .join(', ')
+      : 'nothing (no keyring loaded)';
     const version = versionLabel === null ? '' : ` (version ${versionLabel})`;
-    return Promise.reject(new KekUnavailableError(`KEK ${kekId}${version} is not held by the ${this.kind} key source; it holds ${held}`, kekId));
+    return Promise.reject(
+      new KekUnavailableError(
+        `KEK ${kekId}${version} is not held by the ${this.kind} key source; it holds ${held}`,
+        kekId,
+      ),
+    );
   }
 
   async start(): Promise<void> {
@@ -80,21 +97,34 @@ export abstract class BaseKeySource implements KeySource {
     // A KEK id read from a stored row is data: only a well-formed one may reach lookups and messages.
     needs(isKekId(kekId), () => new KekUnavailableError('the requested KEK id is malformed', '(malformed)'));
     // A version label is a KV version or keyring entry number; anything else cannot name a key.
-    needs(versionLabel === null || (Number.isSafeInteger(versionLabel) && versionLabel > 0), () => new KekUnavailableError(`KEK ${kekId}: version label must be a positive integer or null`, kekId));
+    needs(
+      versionLabel === null || (Number.isSafeInteger(versionLabel) && versionLabel > 0),
+      () => new KekUnavailableError(`KEK ${kekId}: version label must be a positive integer or null`, kekId),
+    );
     const cached = this.installed;
     // The common case answers from memory, so a slow or absent backend never blocks it.
     if (cached?.has(kekId)) return cached;
-    if (this.lifecycle === 'stopped') throw new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId);
+    if (this.lifecycle === 'stopped')
+      throw new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId);
     let keyring: Keyring;
     try {
       keyring = await this.fetchMissingKek(kekId, versionLabel);
     } catch (error) {
-      const unavailable = error instanceof KekUnavailableError ? error : new KekUnavailableError(`KEK ${kekId}: ${safeMessage(error)}`, kekId);
-      this.logger.warn({ kekId, versionLabel, error: redactKeyLikeText(unavailable.message) }, 'a requested KEK is unavailable; failing closed');
+      const unavailable =
+        error instanceof KekUnavailableError
+          ? error
+          : new KekUnavailableError(`KEK ${kekId}: ${safeMessage(error)}`, kekId);
+      this.logger.warn(
+        { kekId, versionLabel, error: redactKeyLikeText(unavailable.message) },
+        'a requested KEK is unavailable; failing closed',
+      );
       throw unavailable;
     }
     // Postcondition: a keyring without the KEK would send the caller on to decrypt with the wrong key.
-    needs(keyring.has(kekId), () => new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source returned a keyring without it`, kekId));
+    needs(
+      keyring.has(kekId),
+      () => new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source returned a keyring without it`, kekId),
+    );
     return keyring;
   }
 
@@ -132,7 +162,8 @@ export abstract class BaseKeySource implements KeySource {
     this.lastError = undefined;
     if (previous?.sameAs(keyring)) {
       this.setState('ready');
-      if (recovered) this.logger.info({ currentKekId: keyring.current.kekId }, 'key source recovered; keyring unchanged');
+      if (recovered)
+        this.logger.info({ currentKekId: keyring.current.kekId }, 'key source recovered; keyring unchanged');
       return;
     }
     this.installed = keyring;
@@ -155,7 +186,10 @@ export abstract class BaseKeySource implements KeySource {
       try {
         listener(keyring);
       } catch (error) {
-        this.logger.error({ errorName: error instanceof Error ? error.name : typeof error }, 'a keyring listener threw; the keyring stays installed');
+        this.logger.error(
+          { errorName: error instanceof Error ? error.name : typeof error },
+          'a keyring listener threw; the keyring stays installed',
+        );
       }
     }
   }
@@ -178,7 +212,9 @@ export abstract class BaseKeySource implements KeySource {
     this.setState(this.installed ? 'degraded' : 'failed');
     this.logger.error(
       { reason: failure.reason, error: message, currentKekId: this.installed?.current.kekId ?? null },
-      this.installed ? 'key source load failed; keeping the last good keyring' : 'key source load failed; no keyring is loaded',
+      this.installed
+        ? 'key source load failed; keeping the last good keyring'
+        : 'key source load failed; no keyring is loaded',
     );
   }
 
@@ -192,7 +228,10 @@ export abstract class BaseKeySource implements KeySource {
     if (previous) {
       this.installed = undefined;
       this.metrics.setCurrentKekId(undefined);
-      this.logger.error({ previousKekId: previous.current.kekId }, 'key source withdrew its keyring; nothing can be encrypted or decrypted until a usable key returns');
+      this.logger.error(
+        { previousKekId: previous.current.kekId },
+        'key source withdrew its keyring; nothing can be encrypted or decrypted until a usable key returns',
+      );
     }
     this.recordFailure(error);
   }
@@ -209,10 +248,14 @@ function toLoadError(error: unknown): KeySourceLoadError {
   if (error instanceof KeySourceLoadError) return error;
   if (error instanceof InvalidKekError) return new KeySourceLoadError('invalid_key', error.message);
   if (error instanceof InvalidKeyringError) return new KeySourceLoadError('invalid_keyring', error.message);
-  return new KeySourceLoadError('internal', `unexpected ${error instanceof Error ? error.name : typeof error} while loading keys`);
+  return new KeySourceLoadError(
+    'internal',
+    `unexpected ${error instanceof Error ? error.name : typeof error} while loading keys`,
+  );
 }
 
 function safeMessage(error: unknown): string {
-  if (error instanceof KeySourceError || error instanceof InvalidKekError || error instanceof InvalidKeyringError) return error.message;
+  if (error instanceof KeySourceError || error instanceof InvalidKekError || error instanceof InvalidKeyringError)
+    return error.message;
   return `unexpected ${error instanceof Error ? error.name : typeof error}`;
 }

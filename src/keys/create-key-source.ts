@@ -59,12 +59,24 @@ export function createKeySource(options: KeySourceOptions, deps: KeySourceDeps):
   switch (options.kind) {
     case 'dev':
       // A generated key on local disk is a laptop convenience; in production it would be unprotected, then lost.
-      needs(!options.production, () => new KeySourceConfigError('KEY_SOURCE=dev is refused when NODE_ENV=production: use file (the Vault Agent-rendered key file) or vault'));
-      needs(options.stateDir.trim() !== '', () => new KeySourceConfigError('the dev key source needs a state directory (PROVSEC_STATE_DIR)'));
+      needs(
+        !options.production,
+        () =>
+          new KeySourceConfigError(
+            'KEY_SOURCE=dev is refused when NODE_ENV=production: use file (the Vault Agent-rendered key file) or vault',
+          ),
+      );
+      needs(
+        options.stateDir.trim() !== '',
+        () => new KeySourceConfigError('the dev key source needs a state directory (PROVSEC_STATE_DIR)'),
+      );
       return new DevKeySource({ stateDir: options.stateDir }, deps);
     case 'file':
       needs(options.keyFile.trim() !== '', () => new KeySourceConfigError('the file key source needs KEY_FILE'));
-      needs(isPositiveOrUnset(options.pollIntervalMs) && isPositiveOrUnset(options.debounceMs), () => new KeySourceConfigError('the key file poll interval and debounce must be positive milliseconds'));
+      needs(
+        isPositiveOrUnset(options.pollIntervalMs) && isPositiveOrUnset(options.debounceMs),
+        () => new KeySourceConfigError('the key file poll interval and debounce must be positive milliseconds'),
+      );
       return new FileKeySource(options, deps);
     case 'vault':
       return new VaultKeySource(vaultOptions(options), deps);
@@ -72,16 +84,39 @@ export function createKeySource(options: KeySourceOptions, deps: KeySourceDeps):
 }
 
 function vaultOptions(options: VaultKeySourceConfig) {
-  needs(/^https?:\/\/[^\s]+$/.test(options.address), () => new KeySourceConfigError('VAULT_ADDR must be an http(s) URL'));
+  needs(
+    /^https?:\/\/[^\s]+$/.test(options.address),
+    () => new KeySourceConfigError('VAULT_ADDR must be an http(s) URL'),
+  );
   // Unbounded calls would let a hung Vault hold requests; zero or negative intervals would spin.
-  needs(Number.isInteger(options.timeoutMs) && options.timeoutMs > 0, () => new KeySourceConfigError('VAULT_TIMEOUT_MS must be a positive integer'));
-  needs(Number.isInteger(options.pollIntervalMs) && options.pollIntervalMs > 0, () => new KeySourceConfigError('VAULT_POLL_INTERVAL_MS must be a positive integer'));
-  needs(options.kvMount.trim() !== '' && options.kvPath.trim() !== '' && options.kvField.trim() !== '', () => new KeySourceConfigError('VAULT_KV_MOUNT, VAULT_KV_PATH and VAULT_KV_FIELD must not be empty'));
+  needs(
+    Number.isInteger(options.timeoutMs) && options.timeoutMs > 0,
+    () => new KeySourceConfigError('VAULT_TIMEOUT_MS must be a positive integer'),
+  );
+  needs(
+    Number.isInteger(options.pollIntervalMs) && options.pollIntervalMs > 0,
+    () => new KeySourceConfigError('VAULT_POLL_INTERVAL_MS must be a positive integer'),
+  );
+  needs(
+    options.kvMount.trim() !== '' && options.kvPath.trim() !== '' && options.kvField.trim() !== '',
+    () => new KeySourceConfigError('VAULT_KV_MOUNT, VAULT_KV_PATH and VAULT_KV_FIELD must not be empty'),
+  );
   const role = options.kubernetesRole;
-  needs(options.auth === 'agent' || (role !== undefined && role.trim() !== ''), () => new KeySourceConfigError('VAULT_AUTH=kubernetes needs VAULT_K8S_ROLE'));
+  needs(
+    options.auth === 'agent' || (role !== undefined && role.trim() !== ''),
+    () => new KeySourceConfigError('VAULT_AUTH=kubernetes needs VAULT_K8S_ROLE'),
+  );
   return {
     address: options.address,
-    auth: options.auth === 'agent' ? ({ mode: 'agent' } as const) : ({ mode: 'kubernetes', role: role ?? '', mount: options.kubernetesMount, serviceAccountTokenFile: options.kubernetesTokenFile } as const),
+    auth:
+      options.auth === 'agent'
+        ? ({ mode: 'agent' } as const)
+        : ({
+            mode: 'kubernetes',
+            role: role ?? '',
+            mount: options.kubernetesMount,
+            serviceAccountTokenFile: options.kubernetesTokenFile,
+          } as const),
     namespace: options.namespace,
     secret: { mount: options.kvMount, path: options.kvPath, field: options.kvField },
     pollIntervalMs: options.pollIntervalMs,

@@ -40,14 +40,28 @@ export class DevKeySource extends BaseKeySource {
       const created = await this.createKeyFileOnce();
       const keyFileText = await readFile(this.keyFile, 'utf8');
       const mode = (await stat(this.keyFile)).mode & 0o777;
-      if ((mode & 0o077) !== 0) this.logger.warn({ path: this.keyFile, fileMode: `0${mode.toString(8)}` }, 'the dev KEK file is readable by other users');
+      if ((mode & 0o077) !== 0)
+        this.logger.warn(
+          { path: this.keyFile, fileMode: `0${mode.toString(8)}` },
+          'the dev KEK file is readable by other users',
+        );
       this.installKeyring(parseKeyFile(keyFileText), { path: this.keyFile, fileMode: `0${mode.toString(8)}`, created });
     } catch (error) {
       if (error instanceof KeySourceLoadError) {
         // A broken dev key file is the developer's to delete; we never overwrite it (rows may depend on it).
-        this.recordFailure(new KeySourceLoadError(error.reason, `${this.keyFile}: ${error.message}; delete the file to start over with a new key (data encrypted under the old one is lost)`));
+        this.recordFailure(
+          new KeySourceLoadError(
+            error.reason,
+            `${this.keyFile}: ${error.message}; delete the file to start over with a new key (data encrypted under the old one is lost)`,
+          ),
+        );
       } else {
-        this.recordFailure(new KeySourceLoadError('unreadable', `cannot create or read ${this.keyFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`));
+        this.recordFailure(
+          new KeySourceLoadError(
+            'unreadable',
+            `cannot create or read ${this.keyFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`,
+          ),
+        );
       }
     }
   }
@@ -79,7 +93,8 @@ export class DevKeySource extends BaseKeySource {
     } finally {
       keyBytes.fill(0);
       await unlink(tempFile).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') this.logger.warn({ code: error.code ?? null }, 'could not remove the dev KEK temp file');
+        if (error.code !== 'ENOENT')
+          this.logger.warn({ code: error.code ?? null }, 'could not remove the dev KEK temp file');
       });
     }
   }

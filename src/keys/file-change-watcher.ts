@@ -62,7 +62,10 @@ export class FileChangeWatcher {
         if (changedName === null || changedName === fileName) this.signalSoon();
       });
       watcher.on('error', (error: NodeJS.ErrnoException) => {
-        this.options.logger.warn({ code: error.code ?? null }, 'key file directory watch failed; polling until it can be watched again');
+        this.options.logger.warn(
+          { code: error.code ?? null },
+          'key file directory watch failed; polling until it can be watched again',
+        );
         watcher.close();
         if (this.directoryWatcher === watcher) this.directoryWatcher = undefined;
       });
@@ -71,7 +74,10 @@ export class FileChangeWatcher {
     } catch (error) {
       // Typically the directory does not exist yet (the agent has not rendered); the poll retries.
       if (!this.watchFailureLogged) {
-        this.options.logger.warn({ code: (error as NodeJS.ErrnoException).code ?? null }, 'cannot watch the key file directory yet; polling');
+        this.options.logger.warn(
+          { code: (error as NodeJS.ErrnoException).code ?? null },
+          'cannot watch the key file directory yet; polling',
+        );
         this.watchFailureLogged = true;
       }
     }
@@ -88,7 +94,10 @@ export class FileChangeWatcher {
       this.ensureDirectoryWatch();
       if (this.running && (await this.options.hasChanged())) this.signalSoon();
     } catch (error) {
-      this.options.logger.warn({ errorName: error instanceof Error ? error.name : typeof error }, 'key file poll failed');
+      this.options.logger.warn(
+        { errorName: error instanceof Error ? error.name : typeof error },
+        'key file poll failed',
+      );
     } finally {
       this.schedulePoll();
     }

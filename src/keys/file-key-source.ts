@@ -84,9 +84,16 @@ export class FileKeySource extends BaseKeySource {
       const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
       if (code === 'ENOENT') {
         this.lastReadSignature = MISSING;
-        this.recordFailure(new KeySourceLoadError('missing', `the key file ${this.keyFile} does not exist (not rendered yet, or being replaced)`));
+        this.recordFailure(
+          new KeySourceLoadError(
+            'missing',
+            `the key file ${this.keyFile} does not exist (not rendered yet, or being replaced)`,
+          ),
+        );
       } else {
-        this.recordFailure(new KeySourceLoadError('unreadable', `the key file ${this.keyFile} cannot be opened (${code})`));
+        this.recordFailure(
+          new KeySourceLoadError('unreadable', `the key file ${this.keyFile} cannot be opened (${code})`),
+        );
       }
       return;
     }
@@ -94,8 +101,13 @@ export class FileKeySource extends BaseKeySource {
       // fstat on the open handle: the signature describes exactly the file we are about to read.
       const stats = await handle.stat({ bigint: true });
       this.lastReadSignature = signatureOf(stats);
-      if (!stats.isFile()) throw new KeySourceLoadError('unreadable', `the key file ${this.keyFile} is not a regular file`);
-      if (stats.size > BigInt(MAX_KEY_FILE_BYTES)) throw new KeySourceLoadError('too_large', `the key file ${this.keyFile} is ${stats.size} bytes; a key file is under ${MAX_KEY_FILE_BYTES}`);
+      if (!stats.isFile())
+        throw new KeySourceLoadError('unreadable', `the key file ${this.keyFile} is not a regular file`);
+      if (stats.size > BigInt(MAX_KEY_FILE_BYTES))
+        throw new KeySourceLoadError(
+          'too_large',
+          `the key file ${this.keyFile} is ${stats.size} bytes; a key file is under ${MAX_KEY_FILE_BYTES}`,
+        );
       const content = await handle.readFile();
       try {
         const keyring = parseKeyFile(content.toString('utf8'));
@@ -105,7 +117,14 @@ export class FileKeySource extends BaseKeySource {
         content.fill(0);
       }
     } catch (error) {
-      this.recordFailure(isFileSystemError(error) ? new KeySourceLoadError('unreadable', `the key file ${this.keyFile} cannot be read (${error.code ?? 'unknown'})`) : error);
+      this.recordFailure(
+        isFileSystemError(error)
+          ? new KeySourceLoadError(
+              'unreadable',
+              `the key file ${this.keyFile} cannot be read (${error.code ?? 'unknown'})`,
+            )
+          : error,
+      );
     } finally {
       await handle.close();
     }

@@ -1,7 +1,19 @@
 /** Public surface of the key sources; main.ts and the crypto service import from here. */
 export { createKeySource } from './create-key-source';
-export type { DevKeySourceConfig, FileKeySourceConfig, KeySourceOptions, VaultKeySourceConfig } from './create-key-source';
+export type {
+  DevKeySourceConfig,
+  FileKeySourceConfig,
+  KeySourceOptions,
+  VaultKeySourceConfig,
+} from './create-key-source';
 export { KeySourceConfigError, KeySourceError, KeySourceLoadError } from './errors';
 export type { KeySourceFailureReason } from './errors';
-export type { KeyringListener, KeySource, KeySourceDeps, KeySourceKind, KeySourceState, KeySourceStatus } from './key-source';
+export type {
+  KeyringListener,
+  KeySource,
+  KeySourceDeps,
+  KeySourceKind,
+  KeySourceState,
+  KeySourceStatus,
+} from './key-source';
 export { parseKeyFile } from './key-file-format';

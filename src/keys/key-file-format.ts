@@ -26,7 +26,8 @@ const keyringForm = z.strictObject({
 });
 
 export function parseKeyFile(text: string): Keyring {
-  if (text.trim() === '') throw new KeySourceLoadError('invalid_json', 'the key file is empty (truncated, or caught mid-write)');
+  if (text.trim() === '')
+    throw new KeySourceLoadError('invalid_json', 'the key file is empty (truncated, or caught mid-write)');
   let document: unknown;
   try {
     document = JSON.parse(text);
@@ -34,21 +35,26 @@ export function parseKeyFile(text: string): Keyring {
     // JSON.parse's own message quotes the input; say only what went wrong.
     throw new KeySourceLoadError('invalid_json', 'the key file is not valid JSON (a partial write, or not a key file)');
   }
-  const looksLikeKeyring = typeof document === 'object' && document !== null && ('current' in document || 'keys' in document);
+  const looksLikeKeyring =
+    typeof document === 'object' && document !== null && ('current' in document || 'keys' in document);
   if (!looksLikeKeyring) {
     const single = singleKeyForm.safeParse(document);
     if (!single.success) throw formatError('{"key": "<64 hex>"}', single.error.issues);
     return Keyring.single(importFileKey(single.data.key, null, 'key'));
   }
   const keyring = keyringForm.safeParse(document);
-  if (!keyring.success) throw formatError('{"current": <version>, "keys": {"<version>": "<64 hex>"}}', keyring.error.issues);
+  if (!keyring.success)
+    throw formatError('{"current": <version>, "keys": {"<version>": "<64 hex>"}}', keyring.error.issues);
   const keksByVersion = new Map<number, KeyEncryptionKey>();
   for (const [version, hex] of Object.entries(keyring.data.keys)) {
     keksByVersion.set(Number(version), importFileKey(hex, Number(version), `keys.${version}`));
   }
   // The current version must be one of the keys, or the file names a key it does not carry.
   if (!keksByVersion.has(keyring.data.current)) {
-    throw new KeySourceLoadError('invalid_keyring', `the key file's current version ${keyring.data.current} is not among its keys (${[...keksByVersion.keys()].join(', ') || 'none'})`);
+    throw new KeySourceLoadError(
+      'invalid_keyring',
+      `the key file's current version ${keyring.data.current} is not among its keys (${[...keksByVersion.keys()].join(', ') || 'none'})`,
+    );
   }
   return keyringFromVersions(keksByVersion, keyring.data.current);
 }
@@ -63,11 +69,15 @@ function importFileKey(hex: string, versionLabel: number | null, where: string):
     return importKekFromHex(hex, versionLabel);
   } catch (error) {
     // importKekFromHex reports lengths and rules only, never the digits.
-    if (error instanceof InvalidKekError) throw new KeySourceLoadError('invalid_key', `the key file's ${where}: ${error.message}`);
+    if (error instanceof InvalidKekError)
+      throw new KeySourceLoadError('invalid_key', `the key file's ${where}: ${error.message}`);
     throw error;
   }
 }
 
 function formatError(expectedForm: string, issues: z.ZodError['issues']): KeySourceLoadError {
-  return new KeySourceLoadError('invalid_format', `the key file is not of the form ${expectedForm}: ${describeIssues(issues, FIELD_NAMES)}`);
+  return new KeySourceLoadError(
+    'invalid_format',
+    `the key file is not of the form ${expectedForm}: ${describeIssues(issues, FIELD_NAMES)}`,
+  );
 }

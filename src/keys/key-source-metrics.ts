@@ -51,7 +51,8 @@ export function createKeySourceMetrics(registry: Registry, kind: KeySourceKind):
 
   return {
     setState(next) {
-      for (const candidate of KEY_SOURCE_STATES) state.set({ source: kind, state: candidate }, candidate === next ? 1 : 0);
+      for (const candidate of KEY_SOURCE_STATES)
+        state.set({ source: kind, state: candidate }, candidate === next ? 1 : 0);
     },
     setCurrentKekId(kekId) {
       currentKek.reset();

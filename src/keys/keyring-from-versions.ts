@@ -9,10 +9,16 @@ import type { KeyEncryptionKey } from '../crypto/kek';
 import { Keyring } from '../crypto/keyring';
 import { needs } from '../crypto/needs';
 
-export function keyringFromVersions(keksByVersion: ReadonlyMap<number, KeyEncryptionKey>, currentVersion: number): Keyring {
+export function keyringFromVersions(
+  keksByVersion: ReadonlyMap<number, KeyEncryptionKey>,
+  currentVersion: number,
+): Keyring {
   const current = keksByVersion.get(currentVersion);
   // Without the current version nothing new could be sealed.
-  needs(current !== undefined, () => new InvalidKeyringError(`the current version ${currentVersion} is not among the key versions`));
+  needs(
+    current !== undefined,
+    () => new InvalidKeyringError(`the current version ${currentVersion} is not among the key versions`),
+  );
   const byKekId = new Map<string, KeyEncryptionKey>();
   const newestFirst = [...keksByVersion.entries()].sort(([a], [b]) => b - a);
   for (const [, kek] of [[currentVersion, current] as const, ...newestFirst]) {

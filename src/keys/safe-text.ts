@@ -17,7 +17,11 @@ export function redactKeyLikeText(text: string): string {
  * Describes zod issues by code and path only. zod's own messages can quote the offending input
  * (unrecognized key names, record keys), and a key pasted in the wrong place would then be logged.
  */
-export function describeIssues(issues: readonly z.ZodError['issues'][number][], knownFieldNames: readonly string[], limit = 3): string {
+export function describeIssues(
+  issues: readonly z.ZodError['issues'][number][],
+  knownFieldNames: readonly string[],
+  limit = 3,
+): string {
   const known = new Set(knownFieldNames);
   const described = issues.slice(0, limit).map((issue) => {
     const path = issue.path.map((segment) => safeSegment(segment, known)).join('.');

@@ -14,7 +14,12 @@ import { redactKeyLikeText } from './safe-text';
 
 export type VaultAuth =
   | { readonly mode: 'agent' }
-  | { readonly mode: 'kubernetes'; readonly role: string; readonly mount: string; readonly serviceAccountTokenFile: string };
+  | {
+      readonly mode: 'kubernetes';
+      readonly role: string;
+      readonly mount: string;
+      readonly serviceAccountTokenFile: string;
+    };
 
 export interface VaultHttpOptions {
   readonly address: string;
@@ -25,10 +30,15 @@ export interface VaultHttpOptions {
 }
 
 /** A GET's outcome: 404 is an answer, not an error, because KV v2 puts deletion metadata in its body. */
-export type VaultReadAnswer = { readonly status: 200; readonly body: unknown } | { readonly status: 404; readonly body: unknown };
+export type VaultReadAnswer =
+  { readonly status: 200; readonly body: unknown } | { readonly status: 404; readonly body: unknown };
 
 const authAnswer = z.object({
-  auth: z.object({ client_token: z.string().min(1), lease_duration: z.number().int().nonnegative(), renewable: z.boolean() }),
+  auth: z.object({
+    client_token: z.string().min(1),
+    lease_duration: z.number().int().nonnegative(),
+    renewable: z.boolean(),
+  }),
 });
 
 /** Renew (or log in again) when two thirds of the token's lease have passed. */
@@ -119,18 +129,31 @@ export class VaultHttp {
       // Read on every login: projected service-account tokens are rotated by the kubelet.
       jwt = (await readFile(auth.serviceAccountTokenFile, 'utf8')).trim();
     } catch (error) {
-      throw new KeySourceLoadError('forbidden', `cannot read the service-account token file ${auth.serviceAccountTokenFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`);
+      throw new KeySourceLoadError(
+        'forbidden',
+        `cannot read the service-account token file ${auth.serviceAccountTokenFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`,
+      );
     }
     // A stale token on a login request is useless; send none.
     this.client.token = '';
     let answer: unknown;
     try {
-      answer = await this.bounded(this.client.kubernetesLogin({ role: auth.role, jwt, mount_point: auth.mount, requestOptions: { timeout: this.options.timeoutMs } }));
+      answer = await this.bounded(
+        this.client.kubernetesLogin({
+          role: auth.role,
+          jwt,
+          mount_point: auth.mount,
+          requestOptions: { timeout: this.options.timeoutMs },
+        }),
+      );
     } catch (error) {
       throw classifyVaultError(error, `Kubernetes login (auth/${auth.mount}/login, role ${auth.role})`);
     }
     this.adoptToken(answer, 'login');
-    this.options.logger.info({ leaseDurationSeconds: this.tokenLeaseSeconds, role: auth.role, mount: auth.mount }, 'logged in to Vault with Kubernetes auth');
+    this.options.logger.info(
+      { leaseDurationSeconds: this.tokenLeaseSeconds, role: auth.role, mount: auth.mount },
+      'logged in to Vault with Kubernetes auth',
+    );
   }
 
   /** Takes the token from a login or renew answer and plans its renewal. */
@@ -152,7 +175,10 @@ export class VaultHttp {
   private scheduleRefresh(leaseSeconds: number, renewable: boolean): void {
     clearTimeout(this.renewTimer);
     if (leaseSeconds <= 0 || this.closed) return;
-    this.renewTimer = setTimeout(() => void this.refreshToken(renewable, leaseSeconds), leaseSeconds * 1000 * RENEW_AT_FRACTION);
+    this.renewTimer = setTimeout(
+      () => void this.refreshToken(renewable, leaseSeconds),
+      leaseSeconds * 1000 * RENEW_AT_FRACTION,
+    );
     this.renewTimer.unref();
   }
 
@@ -167,7 +193,9 @@ export class VaultHttp {
       }
       let answer: unknown;
       try {
-        answer = await this.bounded(this.client.tokenRenewSelf({ requestOptions: { timeout: this.options.timeoutMs } }));
+        answer = await this.bounded(
+          this.client.tokenRenewSelf({ requestOptions: { timeout: this.options.timeoutMs } }),
+        );
       } catch (error) {
         throw classifyVaultError(error, 'POST auth/token/renew-self');
       }
@@ -177,7 +205,10 @@ export class VaultHttp {
       if (renewed.leaseSeconds * 2 < previousLeaseSeconds) this.scheduleRefresh(renewed.leaseSeconds, false);
     } catch (error) {
       const failure = classifyVaultError(error, 'token refresh');
-      this.options.logger.warn({ reason: failure.reason, error: failure.message }, 'Vault token refresh failed; the next request logs in again');
+      this.options.logger.warn(
+        { reason: failure.reason, error: failure.message },
+        'Vault token refresh failed; the next request logs in again',
+      );
       this.forgetToken();
     }
   }
@@ -213,22 +244,37 @@ function bodyOf(error: unknown): unknown {
   return (error as { response?: { body?: unknown } }).response?.body;
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+]);
 const TIMEOUT_CODES = new Set(['ECONNABORTED', 'ETIMEDOUT']);
 
 /** Maps whatever node-vault/axios threw to a reason and a message of our own words (plus Vault's short error text). */
 export function classifyVaultError(error: unknown, what: string): KeySourceLoadError {
   if (error instanceof KeySourceLoadError) return error;
-  if (error instanceof VaultCallTimeout) return new KeySourceLoadError('timeout', `Vault ${what}: no answer within ${error.timeoutMs} ms`);
+  if (error instanceof VaultCallTimeout)
+    return new KeySourceLoadError('timeout', `Vault ${what}: no answer within ${error.timeoutMs} ms`);
   const status = statusOf(error);
   if (status !== undefined) {
-    const reason: KeySourceFailureReason = status === 503 ? 'sealed' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : 'vault_error';
+    const reason: KeySourceFailureReason =
+      status === 503 ? 'sealed' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : 'vault_error';
     return new KeySourceLoadError(reason, `Vault ${what}: HTTP ${status}${vaultErrorText(error)}`);
   }
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new KeySourceLoadError('timeout', `Vault ${what}: timed out (${code})`);
-  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return new KeySourceLoadError('unreachable', `Vault ${what}: unreachable (${code})`);
-  return new KeySourceLoadError('vault_error', `Vault ${what}: unexpected ${error instanceof Error ? error.name : typeof error}${typeof code === 'string' ? ` (${code})` : ''}`);
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code))
+    return new KeySourceLoadError('timeout', `Vault ${what}: timed out (${code})`);
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code))
+    return new KeySourceLoadError('unreachable', `Vault ${what}: unreachable (${code})`);
+  return new KeySourceLoadError(
+    'vault_error',
+    `Vault ${what}: unexpected ${error instanceof Error ? error.name : typeof error}${typeof code === 'string' ? ` (${code})` : ''}`,
+  );
 }
 
 /** Vault's `errors` array holds short operator text ("Vault is sealed", "permission denied"). */

@@ -42,11 +42,26 @@ export class VaultKeySource extends BaseKeySource {
     deps: KeySourceDeps,
   ) {
     super('vault', deps);
-    this.http = new VaultHttp({ address: options.address, namespace: options.namespace, timeoutMs: options.timeoutMs, auth: options.auth, logger: this.logger });
+    this.http = new VaultHttp({
+      address: options.address,
+      namespace: options.namespace,
+      timeoutMs: options.timeoutMs,
+      auth: options.auth,
+      logger: this.logger,
+    });
   }
 
   protected async startSource(): Promise<void> {
-    this.logger.info({ address: this.options.address, auth: this.options.auth.mode, mount: this.options.secret.mount, path: this.options.secret.path, namespace: this.options.namespace ?? null }, 'reading the KEK from Vault KV v2');
+    this.logger.info(
+      {
+        address: this.options.address,
+        auth: this.options.auth.mode,
+        mount: this.options.secret.mount,
+        path: this.options.secret.path,
+        namespace: this.options.namespace ?? null,
+      },
+      'reading the KEK from Vault KV v2',
+    );
     await this.poll();
   }
 
@@ -68,7 +83,9 @@ export class VaultKeySource extends BaseKeySource {
 
   private schedulePoll(): void {
     if (this.stopped) return;
-    const delayMs = this.currentKeyring() ? this.options.pollIntervalMs : Math.min(this.options.pollIntervalMs, MAX_RETRY_BEFORE_FIRST_LOAD_MS);
+    const delayMs = this.currentKeyring()
+      ? this.options.pollIntervalMs
+      : Math.min(this.options.pollIntervalMs, MAX_RETRY_BEFORE_FIRST_LOAD_MS);
     this.pollTimer = setTimeout(() => void this.poll(), delayMs);
     // The HTTP server keeps the process alive; a poll alone must not.
     this.pollTimer.unref();
@@ -81,11 +98,17 @@ export class VaultKeySource extends BaseKeySource {
       const metadata = await readKvMetadata(this.http, secret);
       const current = metadata.currentVersion;
       const currentState = metadata.versions.get(current);
-      if (current === 0 || currentState === undefined) throw new KeySourceLoadError('not_found', `Vault's ${secret.mount}/${secret.path} has no current version`);
+      if (current === 0 || currentState === undefined)
+        throw new KeySourceLoadError('not_found', `Vault's ${secret.mount}/${secret.path} has no current version`);
       const pruned = this.pruneGoneVersions(metadata.versions);
       if (currentState.deleted || currentState.destroyed) {
         this.currentVersion = undefined;
-        this.withdrawKeyring(new KeySourceLoadError('deleted', `the current version ${current} of ${secret.mount}/${secret.path} is ${describeGone(currentState)} in Vault; no KEK will encrypt or decrypt under it (write a new version, or undelete it)`));
+        this.withdrawKeyring(
+          new KeySourceLoadError(
+            'deleted',
+            `the current version ${current} of ${secret.mount}/${secret.path} is ${describeGone(currentState)} in Vault; no KEK will encrypt or decrypt under it (write a new version, or undelete it)`,
+          ),
+        );
         return;
       }
       if (!this.keksByVersion.has(current)) {
@@ -110,15 +133,23 @@ export class VaultKeySource extends BaseKeySource {
       if (state && !state.deleted && !state.destroyed) continue;
       this.keksByVersion.delete(version);
       pruned += 1;
-      this.logger.warn({ vaultVersion: version, kekId: kek.kekId, vaultState: state ? describeGone(state) : 'removed' }, 'a KEK version is gone from Vault; it leaves the keyring and rows under it fail closed');
+      this.logger.warn(
+        { vaultVersion: version, kekId: kek.kekId, vaultState: state ? describeGone(state) : 'removed' },
+        'a KEK version is gone from Vault; it leaves the keyring and rows under it fail closed',
+      );
     }
     return pruned;
   }
 
   protected override async fetchMissingKek(kekId: string, versionLabel: number | null): Promise<Keyring> {
     const secret = this.options.secret;
-    if (versionLabel === null) throw new KekUnavailableError(`KEK ${kekId} is not in the keyring, and the row names no Vault version to fetch`, kekId);
-    if (this.currentVersion === undefined) throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
+    if (versionLabel === null)
+      throw new KekUnavailableError(
+        `KEK ${kekId} is not in the keyring, and the row names no Vault version to fetch`,
+        kekId,
+      );
+    if (this.currentVersion === undefined)
+      throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
     const where = `Vault version ${versionLabel} of ${secret.mount}/${secret.path}`;
     let kek = this.keksByVersion.get(versionLabel);
     if (kek === undefined) {
@@ -130,12 +161,18 @@ export class VaultKeySource extends BaseKeySource {
       }
     }
     // A version number is only a hint stored beside the row; the key must be the one the row was sealed under.
-    if (kek.kekId !== kekId) throw new KekUnavailableError(`KEK ${kekId}: ${where} holds a different key (${kek.kekId}); refusing it`, kekId);
-    if (this.currentVersion === undefined || this.stopped) throw new KekUnavailableError(`KEK ${kekId}: the vault key source lost its keyring while fetching`, kekId);
+    if (kek.kekId !== kekId)
+      throw new KekUnavailableError(`KEK ${kekId}: ${where} holds a different key (${kek.kekId}); refusing it`, kekId);
+    if (this.currentVersion === undefined || this.stopped)
+      throw new KekUnavailableError(`KEK ${kekId}: the vault key source lost its keyring while fetching`, kekId);
     this.keksByVersion.set(versionLabel, kek);
-    this.installKeyring(keyringFromVersions(this.keksByVersion, this.currentVersion), { vaultVersion: this.currentVersion, fetchedVaultVersion: versionLabel });
+    this.installKeyring(keyringFromVersions(this.keksByVersion, this.currentVersion), {
+      vaultVersion: this.currentVersion,
+      fetchedVaultVersion: versionLabel,
+    });
     const keyring = this.currentKeyring();
-    if (keyring === undefined) throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
+    if (keyring === undefined)
+      throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
     return keyring;
   }
 
@@ -146,7 +183,10 @@ export class VaultKeySource extends BaseKeySource {
       fetch = (async () => {
         const read = await readKvKek(this.http, this.options.secret, version);
         if (read.outcome === 'gone') {
-          throw new KeySourceLoadError('deleted', `${this.options.secret.mount}/${this.options.secret.path} version ${version} is ${describeGone(read.state)} in Vault`);
+          throw new KeySourceLoadError(
+            'deleted',
+            `${this.options.secret.mount}/${this.options.secret.path} version ${version} is ${describeGone(read.state)} in Vault`,
+          );
         }
         return read.kek;
       })().finally(() => this.fetchesInFlight.delete(version));

@@ -34,7 +34,16 @@ export type KvKekRead =
   | { readonly outcome: 'live'; readonly kek: KeyEncryptionKey }
   | { readonly outcome: 'gone'; readonly version: number; readonly state: KvVersionState };
 
-const SCHEMA_FIELDS = ['data', 'metadata', 'current_version', 'versions', 'version', 'deletion_time', 'destroyed', 'created_time'];
+const SCHEMA_FIELDS = [
+  'data',
+  'metadata',
+  'current_version',
+  'versions',
+  'version',
+  'deletion_time',
+  'destroyed',
+  'created_time',
+];
 
 // Vault writes "" for deletion_time until a version is deleted; with delete_version_after set, it
 // holds a FUTURE time: the version is deleted only once that time has passed.
@@ -52,37 +61,63 @@ const versionAnswer = z.object({
   }),
 });
 
-export async function readKvMetadata(http: VaultHttp, location: KvSecretLocation, nowMs = Date.now()): Promise<KvMetadata> {
+export async function readKvMetadata(
+  http: VaultHttp,
+  location: KvSecretLocation,
+  nowMs = Date.now(),
+): Promise<KvMetadata> {
   const answer = await http.read(`${pathOf(location.mount)}/metadata/${pathOf(location.path)}`);
-  if (answer.status === 404) throw new KeySourceLoadError('not_found', `Vault has no KV v2 secret at ${location.mount}/${location.path}`);
+  if (answer.status === 404)
+    throw new KeySourceLoadError('not_found', `Vault has no KV v2 secret at ${location.mount}/${location.path}`);
   const parsed = metadataAnswer.safeParse(answer.body);
-  if (!parsed.success) throw new KeySourceLoadError('bad_response', `Vault's metadata for ${location.mount}/${location.path} is not KV v2 metadata: ${describeIssues(parsed.error.issues, SCHEMA_FIELDS)}`);
+  if (!parsed.success)
+    throw new KeySourceLoadError(
+      'bad_response',
+      `Vault's metadata for ${location.mount}/${location.path} is not KV v2 metadata: ${describeIssues(parsed.error.issues, SCHEMA_FIELDS)}`,
+    );
   const versions = new Map<number, KvVersionState>();
-  for (const [version, state] of Object.entries(parsed.data.data.versions)) versions.set(Number(version), toState(state, nowMs));
+  for (const [version, state] of Object.entries(parsed.data.data.versions))
+    versions.set(Number(version), toState(state, nowMs));
   return { currentVersion: parsed.data.data.current_version, versions };
 }
 
 /** Reads one version by number (never "latest": a write between metadata and read must not confuse versions). */
-export async function readKvKek(http: VaultHttp, location: KvSecretLocation, version: number, nowMs = Date.now()): Promise<KvKekRead> {
+export async function readKvKek(
+  http: VaultHttp,
+  location: KvSecretLocation,
+  version: number,
+  nowMs = Date.now(),
+): Promise<KvKekRead> {
   const where = `${location.mount}/${location.path} version ${version}`;
   const answer = await http.read(`${pathOf(location.mount)}/data/${pathOf(location.path)}?version=${version}`);
   const parsed = versionAnswer.safeParse(answer.body);
   if (answer.status === 404) {
     // Vault answers a deleted or destroyed version with 404 and the version's metadata.
-    if (parsed.success && parsed.data.data.metadata.version === version) return { outcome: 'gone', version, state: toState(parsed.data.data.metadata, nowMs) };
+    if (parsed.success && parsed.data.data.metadata.version === version)
+      return { outcome: 'gone', version, state: toState(parsed.data.data.metadata, nowMs) };
     throw new KeySourceLoadError('not_found', `Vault has no ${where}`);
   }
-  if (!parsed.success) throw new KeySourceLoadError('bad_response', `Vault's answer for ${where} is not a KV v2 read: ${describeIssues(parsed.error.issues, SCHEMA_FIELDS)}`);
+  if (!parsed.success)
+    throw new KeySourceLoadError(
+      'bad_response',
+      `Vault's answer for ${where} is not a KV v2 read: ${describeIssues(parsed.error.issues, SCHEMA_FIELDS)}`,
+    );
   const { data, metadata } = parsed.data.data;
-  if (metadata.version !== version) throw new KeySourceLoadError('bad_response', `Vault answered version ${metadata.version} when asked for ${where}`);
+  if (metadata.version !== version)
+    throw new KeySourceLoadError('bad_response', `Vault answered version ${metadata.version} when asked for ${where}`);
   const state = toState(metadata, nowMs);
   if (data === null || state.deleted || state.destroyed) return { outcome: 'gone', version, state };
   const hex = data[location.field];
-  if (typeof hex !== 'string') throw new KeySourceLoadError('invalid_format', `${where} has no string field "${location.field}" (it has ${Object.keys(data).length} fields)`);
+  if (typeof hex !== 'string')
+    throw new KeySourceLoadError(
+      'invalid_format',
+      `${where} has no string field "${location.field}" (it has ${Object.keys(data).length} fields)`,
+    );
   try {
     return { outcome: 'live', kek: importKekFromHex(hex, version) };
   } catch (error) {
-    if (error instanceof InvalidKekError) throw new KeySourceLoadError('invalid_key', `${where} field "${location.field}": ${error.message}`);
+    if (error instanceof InvalidKekError)
+      throw new KeySourceLoadError('invalid_key', `${where} field "${location.field}": ${error.message}`);
     throw error;
   }
 }

@@ -43,7 +43,10 @@ export const REDACTED_PATHS: readonly string[] = [
   ...SENSITIVE_FIELD_NAMES,
 ];
 
-export function createLogger(options: { level: string; base?: Record<string, unknown> }, destination?: DestinationStream): Logger {
+export function createLogger(
+  options: { level: string; base?: Record<string, unknown> },
+  destination?: DestinationStream,
+): Logger {
   return pino(
     {
       level: options.level,
@@ -82,7 +85,8 @@ function redactValue(value: unknown, depth: number): unknown {
   if (prototype !== Object.prototype && prototype !== null) return value;
   const copy: Record<string, unknown> = {};
   for (const [name, field] of Object.entries(value as Record<string, unknown>)) {
-    copy[name] = SENSITIVE_NAME_PATTERN.test(name) && !isSafeIdentifierField(name) ? '[REDACTED]' : redactValue(field, depth + 1);
+    copy[name] =
+      SENSITIVE_NAME_PATTERN.test(name) && !isSafeIdentifierField(name) ? '[REDACTED]' : redactValue(field, depth + 1);
   }
   return copy;
 }

@@ -64,7 +64,13 @@ export async function runRewrapBatch(client: Pick<PoolClient, 'query'>, spec: Ba
     const endTurn = spec.claimTurn ? await spec.claimTurn() : () => undefined;
     try {
       phaseStartedAt = performance.now();
-      claimed = await claimBatch(client, { kekId: spec.fromKekId, afterId: spec.afterId(), limit: spec.batchSize, mode: spec.mode, lockTimeoutMs: spec.lockTimeoutMs });
+      claimed = await claimBatch(client, {
+        kekId: spec.fromKekId,
+        afterId: spec.afterId(),
+        limit: spec.batchSize,
+        mode: spec.mode,
+        lockTimeoutMs: spec.lockTimeoutMs,
+      });
       spec.onClaimed?.(claimed);
     } finally {
       endTurn();
@@ -73,12 +79,26 @@ export async function runRewrapBatch(client: Pick<PoolClient, 'query'>, spec: Ba
     const lastId = claimed[claimed.length - 1]?.id;
     if (claimed.length === 0) {
       await client.query('COMMIT');
-      return { fromKekId: spec.fromKekId, claimed: 0, rewrapped: 0, failures: [], lastId, claimMs, cryptoMs: 0, writeMs: 0, commitMs: 0 };
+      return {
+        fromKekId: spec.fromKekId,
+        claimed: 0,
+        rewrapped: 0,
+        failures: [],
+        lastId,
+        claimMs,
+        cryptoMs: 0,
+        writeMs: 0,
+        commitMs: 0,
+      };
     }
 
     phaseStartedAt = performance.now();
     const outcomes = await crypto.rewrap(
-      claimed.map((row) => ({ groupId: row.id, secretVersion: row.secret_version, envelope: row.provision_secret_envelope })),
+      claimed.map((row) => ({
+        groupId: row.id,
+        secretVersion: row.secret_version,
+        envelope: row.provision_secret_envelope,
+      })),
       spec.keyring,
     );
     const ids: string[] = [];
@@ -100,16 +120,34 @@ export async function runRewrapBatch(client: Pick<PoolClient, 'query'>, spec: Ba
     phaseStartedAt = performance.now();
     if (ids.length > 0) {
       const current = spec.keyring.current;
-      const updated = await writeRewrapped(client, { ids, secretVersions, envelopes, fromKekId: spec.fromKekId, kekId: current.kekId, kekVersion: current.versionLabel });
+      const updated = await writeRewrapped(client, {
+        ids,
+        secretVersions,
+        envelopes,
+        fromKekId: spec.fromKekId,
+        kekId: current.kekId,
+        kekVersion: current.versionLabel,
+      });
       // Fewer rows than claimed means a claimed row changed under our lock: commit nothing.
-      if (updated !== ids.length) throw new RewrapInvariantError(`the batch write updated ${updated} of ${ids.length} claimed rows; rolled back`);
+      if (updated !== ids.length)
+        throw new RewrapInvariantError(`the batch write updated ${updated} of ${ids.length} claimed rows; rolled back`);
     }
     const writeMs = performance.now() - phaseStartedAt;
 
     phaseStartedAt = performance.now();
     await client.query('COMMIT');
     const commitMs = performance.now() - phaseStartedAt;
-    return { fromKekId: spec.fromKekId, claimed: claimed.length, rewrapped: ids.length, failures, lastId, claimMs, cryptoMs, writeMs, commitMs };
+    return {
+      fromKekId: spec.fromKekId,
+      claimed: claimed.length,
+      rewrapped: ids.length,
+      failures,
+      lastId,
+      claimMs,
+      cryptoMs,
+      writeMs,
+      commitMs,
+    };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;

@@ -22,13 +22,21 @@ export function rewrapRows(rows: readonly RowToRewrap[], keyring: Keyring, rando
   return rows.map((row) => {
     let sealed;
     try {
-      sealed = rewrapEnvelope(row.envelope, { groupId: row.groupId, secretVersion: row.secretVersion }, keyring, random);
+      sealed = rewrapEnvelope(
+        row.envelope,
+        { groupId: row.groupId, secretVersion: row.secretVersion },
+        keyring,
+        random,
+      );
     } catch (error) {
       if (error instanceof CryptoError) return { failure: error.code };
       throw error;
     }
     // The kek_id column is written once for the batch: every envelope must name that same KEK.
-    needs(sealed.kekId === wrappingKekId, () => new Error('rewrapEnvelope wrapped under a KEK other than the keyring current'));
+    needs(
+      sealed.kekId === wrappingKekId,
+      () => new Error('rewrapEnvelope wrapped under a KEK other than the keyring current'),
+    );
     return { envelope: sealed.envelope };
   });
 }

@@ -25,12 +25,22 @@ export interface PackedRows {
 }
 
 export type ToThread =
-  | { readonly kind: 'keyring'; readonly keys: ReadonlyArray<{ readonly key: Uint8Array; readonly versionLabel: number | null }>; readonly currentKekId: string; readonly retiredKekIds: string[] }
+  | {
+      readonly kind: 'keyring';
+      readonly keys: ReadonlyArray<{ readonly key: Uint8Array; readonly versionLabel: number | null }>;
+      readonly currentKekId: string;
+      readonly retiredKekIds: string[];
+    }
   | ({ readonly kind: 'rewrap'; readonly jobId: number } & PackedRows)
   | { readonly kind: 'forget' };
 
 export type FromThread =
-  | { readonly jobId: number; readonly packedEnvelopes: ArrayBuffer; readonly offsets: Int32Array; readonly failures: Array<string | null> }
+  | {
+      readonly jobId: number;
+      readonly packedEnvelopes: ArrayBuffer;
+      readonly offsets: Int32Array;
+      readonly failures: Array<string | null>;
+    }
   | { readonly jobId: number; readonly errorName: string; readonly errorMessage: string };
 
 /** Below this many rows a batch is not split further: a message round trip costs about one row. */
@@ -47,7 +57,10 @@ export class CryptoThreadError extends Error {
   override readonly name = 'CryptoThreadError';
 }
 
-export function packRows(rows: ReadonlyArray<{ readonly envelope: Uint8Array }>): { packed: Uint8Array; offsets: Int32Array } {
+export function packRows(rows: ReadonlyArray<{ readonly envelope: Uint8Array }>): {
+  packed: Uint8Array;
+  offsets: Int32Array;
+} {
   let totalBytes = 0;
   for (const row of rows) totalBytes += row.envelope.length;
   const packed = new Uint8Array(totalBytes);
@@ -74,10 +87,23 @@ interface ThreadSlot {
 /** The compiled thread entry; under ts-jest (no build) there is none, and the pool says so. */
 export const CRYPTO_THREAD_SCRIPT = join(__dirname, 'rewrap-thread.js');
 
-export function createThreadedRewrapCrypto(options: { threads: number; script?: string; callerShare?: number }): RewrapCrypto {
+export function createThreadedRewrapCrypto(options: {
+  threads: number;
+  script?: string;
+  callerShare?: number;
+}): RewrapCrypto {
   const script = options.script ?? CRYPTO_THREAD_SCRIPT;
-  needs(Number.isInteger(options.threads) && options.threads >= 1, () => new RangeError('crypto threads must be a whole number of at least 1'));
-  needs(existsSync(script), () => new CryptoThreadError(`crypto threads need the compiled build (${script} is missing); run on the calling thread instead`));
+  needs(
+    Number.isInteger(options.threads) && options.threads >= 1,
+    () => new RangeError('crypto threads must be a whole number of at least 1'),
+  );
+  needs(
+    existsSync(script),
+    () =>
+      new CryptoThreadError(
+        `crypto threads need the compiled build (${script} is missing); run on the calling thread instead`,
+      ),
+  );
   let failure: Error | undefined;
   let nextJobId = 1;
   /**
@@ -88,7 +114,13 @@ export function createThreadedRewrapCrypto(options: { threads: number; script?: 
   needs(callerShare >= 0 && callerShare < 1, () => new RangeError('the caller share must be from 0 to below 1'));
 
   const slots: ThreadSlot[] = Array.from({ length: options.threads }, () => {
-    const slot: ThreadSlot = { worker: new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB } }), jobs: new Map(), keyring: undefined, queuedRows: 0, exited: false };
+    const slot: ThreadSlot = {
+      worker: new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB } }),
+      jobs: new Map(),
+      keyring: undefined,
+      queuedRows: 0,
+      exited: false,
+    };
     const failAll = (error: Error): void => {
       failure ??= error;
       for (const job of slot.jobs.values()) job.reject(error);
@@ -129,7 +161,14 @@ export function createThreadedRewrapCrypto(options: { threads: number; script?: 
     }
     const { packed, offsets } = packRows(rows);
     const jobId = nextJobId++;
-    const message: ToThread = { kind: 'rewrap', jobId, groupIds: rows.map((row) => row.groupId), secretVersions: rows.map((row) => row.secretVersion), packedEnvelopes: packed.buffer as ArrayBuffer, offsets };
+    const message: ToThread = {
+      kind: 'rewrap',
+      jobId,
+      groupIds: rows.map((row) => row.groupId),
+      secretVersions: rows.map((row) => row.secretVersion),
+      packedEnvelopes: packed.buffer as ArrayBuffer,
+      offsets,
+    };
     return new Promise<RewrapOutcome[]>((resolve, reject) => {
       slot.jobs.set(jobId, { resolve, reject, rows: rows.length });
       slot.queuedRows += rows.length;

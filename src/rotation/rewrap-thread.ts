@@ -27,11 +27,22 @@ function answer(message: Extract<ToThread, { kind: 'rewrap' }>): FromThread {
       envelope: envelopes.subarray(message.offsets[index], message.offsets[index + 1]),
     }));
     const outcomes = rewrapRows(rows, keyring);
-    const { packed, offsets } = packRows(outcomes.map((outcome) => ('envelope' in outcome ? outcome : { envelope: new Uint8Array(0) })));
-    return { jobId: message.jobId, packedEnvelopes: packed.buffer as ArrayBuffer, offsets, failures: outcomes.map((outcome) => ('failure' in outcome ? outcome.failure : null)) };
+    const { packed, offsets } = packRows(
+      outcomes.map((outcome) => ('envelope' in outcome ? outcome : { envelope: new Uint8Array(0) })),
+    );
+    return {
+      jobId: message.jobId,
+      packedEnvelopes: packed.buffer as ArrayBuffer,
+      offsets,
+      failures: outcomes.map((outcome) => ('failure' in outcome ? outcome.failure : null)),
+    };
   } catch (error) {
     // Not a crypto error (those are per-row outcomes): a bug. Its name and message carry no key bytes.
-    return { jobId: message.jobId, errorName: error instanceof Error ? error.name : typeof error, errorMessage: error instanceof Error ? error.message : '' };
+    return {
+      jobId: message.jobId,
+      errorName: error instanceof Error ? error.name : typeof error,
+      errorMessage: error instanceof Error ? error.message : '',
+    };
   }
 }
 

@@ -32,12 +32,27 @@ export function createRewrapWorker(
     const result = await rewrapAll(deps, { batchSize: options.batchSize, concurrency: 1, shouldStop: () => stopping });
     if (result.rewrapped > 0 || result.failed > 0) {
       const seconds = (Date.now() - startedAt) / 1000;
-      deps.logger.info({ rewrapped: result.rewrapped, failed: result.failed, remaining: result.remaining, rowsPerSecond: Math.round(result.rewrapped / Math.max(seconds, 0.001)) }, 'rewrap pass finished');
+      deps.logger.info(
+        {
+          rewrapped: result.rewrapped,
+          failed: result.failed,
+          remaining: result.remaining,
+          rowsPerSecond: Math.round(result.rewrapped / Math.max(seconds, 0.001)),
+        },
+        'rewrap pass finished',
+      );
     }
     for (const kek of result.unavailableKeks) {
-      deps.logger.error({ kekId: kek.kekId, rows: kek.rows }, 'rows are under a KEK the key source does not hold; they stay unreadable until it is back');
+      deps.logger.error(
+        { kekId: kek.kekId, rows: kek.rows },
+        'rows are under a KEK the key source does not hold; they stay unreadable until it is back',
+      );
     }
-    if (result.failures.length > 0) deps.logger.error({ failures: result.failures.slice(0, 20) }, 'some rows could not be rewrapped; they stay readable only while their KEK is present');
+    if (result.failures.length > 0)
+      deps.logger.error(
+        { failures: result.failures.slice(0, 20) },
+        'some rows could not be rewrapped; they stay readable only while their KEK is present',
+      );
   }
 
   function runOnce(): Promise<void> {
@@ -52,7 +67,10 @@ export function createRewrapWorker(
         try {
           await pass();
         } catch (error) {
-          deps.logger.error({ errorName: (error as Error).name, reason: (error as Error).message }, 'rewrap pass failed; will retry');
+          deps.logger.error(
+            { errorName: (error as Error).name, reason: (error as Error).message },
+            'rewrap pass failed; will retry',
+          );
         }
       } while (again && !stopping);
     })().finally(() => {

@@ -106,7 +106,8 @@ export async function rewrapBatch(
 ): Promise<RewrapBatchReport> {
   const current = currentKeyringOf(deps.keys);
   const keyring = await deps.keys.keyringFor(options.fromKekId, null);
-  if (keyring.current.kekId !== current.current.kekId) throw new NoKeyringError('the current KEK changed while the batch started; run it again');
+  if (keyring.current.kekId !== current.current.kekId)
+    throw new NoKeyringError('the current KEK changed while the batch started; run it again');
   return runRewrapBatchOnPool(deps.pool, {
     fromKekId: options.fromKekId,
     keyring,
@@ -125,7 +126,10 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
   const total = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
   // Threads start only once there is something to rewrap (the worker's idle passes never need them).
   let crypto: RewrapCrypto | undefined;
-  const cryptoForBatches = (): RewrapCrypto => (crypto ??= options.crypto ?? (options.cryptoThreads ? createThreadedRewrapCrypto({ threads: options.cryptoThreads }) : inThreadRewrapCrypto));
+  const cryptoForBatches = (): RewrapCrypto =>
+    (crypto ??=
+      options.crypto ??
+      (options.cryptoThreads ? createThreadedRewrapCrypto({ threads: options.cryptoThreads }) : inThreadRewrapCrypto));
   const shouldStop = () => options.shouldStop?.() ?? false;
 
   let rewrapped = 0;
@@ -134,7 +138,8 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
   const failures: RewrapFailure[] = [];
   const unavailable = new Map<string, UnavailableKek>();
   const timings = { claimMs: 0, cryptoMs: 0, writeMs: 0, commitMs: 0, batches: 0 };
-  const failedCount = () => failedIds.size + uncountedFailures + [...unavailable.values()].reduce((sum, kek) => sum + kek.rows, 0);
+  const failedCount = () =>
+    failedIds.size + uncountedFailures + [...unavailable.values()].reduce((sum, kek) => sum + kek.rows, 0);
 
   function recordBatch(report: RewrapBatchReport): void {
     rewrapped += report.rewrapped;
@@ -241,5 +246,14 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
   }
   const remaining = await countRowsToRewrap(deps.pool, currentKeyringOf(deps.keys).current.kekId);
   options.onProgress?.({ rewrapped, failed: failedCount(), total });
-  return { rewrapped, failed: failedCount(), total, remaining, failures, unavailableKeks: [...unavailable.values()], stopped: shouldStop(), timings };
+  return {
+    rewrapped,
+    failed: failedCount(),
+    total,
+    remaining,
+    failures,
+    unavailableKeks: [...unavailable.values()],
+    stopped: shouldStop(),
+    timings,
+  };
 }

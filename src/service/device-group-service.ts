@@ -10,7 +10,12 @@ import { CryptoError, openSecret, sealSecret, type Keyring } from '../crypto';
 import type { KeySource } from '../keys/key-source';
 import type { AuditEventInput, AuditLog } from '../audit/audit-log';
 import type { DeviceGroupMetadata, DeviceGroupStore, StoredDeviceGroup } from '../store/device-group-store';
-import { DeviceGroupConflictError, DeviceGroupNotFoundError, KeyringNotLoadedError, StoredSecretUnreadableError } from './errors';
+import {
+  DeviceGroupConflictError,
+  DeviceGroupNotFoundError,
+  KeyringNotLoadedError,
+  StoredSecretUnreadableError,
+} from './errors';
 import { secretsEqual } from './secret-comparison';
 
 /** Who is asking, for the audit record. */
@@ -44,7 +49,10 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     return keyring;
   }
 
-  function event(actor: Actor, fields: Pick<AuditEventInput, 'action' | 'groupId' | 'outcome'> & Partial<AuditEventInput>): AuditEventInput {
+  function event(
+    actor: Actor,
+    fields: Pick<AuditEventInput, 'action' | 'groupId' | 'outcome'> & Partial<AuditEventInput>,
+  ): AuditEventInput {
     return { secretVersion: null, kekId: null, reason: null, ...actor, ...fields };
   }
 
@@ -67,30 +75,69 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     } catch (error) {
       // The stored secret was opened and failed (tampered, or its KEK is gone): on record, as a failed read is.
       const reason = error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error';
-      await audit.record(event(actor, { action: 'device-group.create', groupId: existing.id, outcome: 'error', reason, secretVersion: existing.secretVersion, kekId: existing.kekId }));
+      await audit.record(
+        event(actor, {
+          action: 'device-group.create',
+          groupId: existing.id,
+          outcome: 'error',
+          reason,
+          secretVersion: existing.secretVersion,
+          kekId: existing.kekId,
+        }),
+      );
       throw error;
     }
     try {
       if (!secretsEqual(stored, secret)) {
-        await audit.record(event(actor, { action: 'device-group.create', groupId: existing.id, outcome: 'denied', reason: 'id_conflict', secretVersion: existing.secretVersion, kekId: existing.kekId }));
-        throw new DeviceGroupConflictError(`device group ${existing.id} already exists with a different provision secret`);
+        await audit.record(
+          event(actor, {
+            action: 'device-group.create',
+            groupId: existing.id,
+            outcome: 'denied',
+            reason: 'id_conflict',
+            secretVersion: existing.secretVersion,
+            kekId: existing.kekId,
+          }),
+        );
+        throw new DeviceGroupConflictError(
+          `device group ${existing.id} already exists with a different provision secret`,
+        );
       }
     } finally {
       stored.fill(0);
     }
-    await audit.record(event(actor, { action: 'device-group.create', groupId: existing.id, outcome: 'ok', reason: 'idempotent_retry', secretVersion: existing.secretVersion, kekId: existing.kekId }));
+    await audit.record(
+      event(actor, {
+        action: 'device-group.create',
+        groupId: existing.id,
+        outcome: 'ok',
+        reason: 'idempotent_retry',
+        secretVersion: existing.secretVersion,
+        kekId: existing.kekId,
+      }),
+    );
     return { created: false, group: existing };
   }
 
   return {
-    async create(input: { id: string; name: string | null; provisionSecret: string }, actor: Actor): Promise<CreateResult> {
+    async create(
+      input: { id: string; name: string | null; provisionSecret: string },
+      actor: Actor,
+    ): Promise<CreateResult> {
       const secret = Buffer.from(input.provisionSecret, 'utf8');
       try {
         // Insert first: a new id (the common case) costs one statement, the row and its audit
         // record together. Only when the id already holds a secret is the stored one fetched and
         // compared (a retry gets 200, anything else 409); the unused envelope is simply dropped.
         const sealed = sealSecret(secret, { groupId: input.id, secretVersion: 1 }, currentKeyring());
-        const group = await store.insert({ id: input.id, name: input.name, sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel } }, actor);
+        const group = await store.insert(
+          {
+            id: input.id,
+            name: input.name,
+            sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel },
+          },
+          actor,
+        );
         if (!group) {
           const existing = await store.find(input.id);
           // Deleted between our insert and this read: the caller may simply retry.
@@ -121,7 +168,9 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     async readSecret(id: string, actor: Actor): Promise<ProvisionSecret> {
       const row = await audit.fetchForSecretRead(id, actor);
       if (!row) {
-        await audit.record(event(actor, { action: 'provision-secret.read', groupId: id, outcome: 'error', reason: 'not_found' }));
+        await audit.record(
+          event(actor, { action: 'provision-secret.read', groupId: id, outcome: 'error', reason: 'not_found' }),
+        );
         throw new DeviceGroupNotFoundError(id);
       }
       let plaintext: Uint8Array;
@@ -129,11 +178,24 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
         plaintext = await openStored(row);
       } catch (error) {
         const reason = error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error';
-        await audit.record(event(actor, { action: 'provision-secret.read', groupId: id, outcome: 'error', reason, secretVersion: row.secretVersion, kekId: row.kekId }));
+        await audit.record(
+          event(actor, {
+            action: 'provision-secret.read',
+            groupId: id,
+            outcome: 'error',
+            reason,
+            secretVersion: row.secretVersion,
+            kekId: row.kekId,
+          }),
+        );
         throw error;
       }
       try {
-        return { id: row.id, provisionSecret: Buffer.from(plaintext).toString('utf8'), secretVersion: row.secretVersion };
+        return {
+          id: row.id,
+          provisionSecret: Buffer.from(plaintext).toString('utf8'),
+          secretVersion: row.secretVersion,
+        };
       } finally {
         plaintext.fill(0);
       }
@@ -143,7 +205,9 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     async rotateSecret(id: string, provisionSecret: string, actor: Actor): Promise<DeviceGroupMetadata> {
       const current = await store.find(id);
       if (!current) {
-        await audit.record(event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'error', reason: 'not_found' }));
+        await audit.record(
+          event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'error', reason: 'not_found' }),
+        );
         throw new DeviceGroupNotFoundError(id);
       }
       const secret = Buffer.from(provisionSecret, 'utf8');
@@ -153,9 +217,22 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
       } finally {
         secret.fill(0);
       }
-      const group = await store.replaceSecret(id, current.secretVersion, { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel }, actor);
+      const group = await store.replaceSecret(
+        id,
+        current.secretVersion,
+        { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel },
+        actor,
+      );
       if (!group) {
-        await audit.record(event(actor, { action: 'provision-secret.rotate', groupId: id, outcome: 'denied', reason: 'concurrent_change', secretVersion: current.secretVersion }));
+        await audit.record(
+          event(actor, {
+            action: 'provision-secret.rotate',
+            groupId: id,
+            outcome: 'denied',
+            reason: 'concurrent_change',
+            secretVersion: current.secretVersion,
+          }),
+        );
         throw new DeviceGroupConflictError(`device group ${id} was changed or deleted concurrently; retry`);
       }
       return group;
@@ -164,7 +241,9 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     async delete(id: string, actor: Actor): Promise<void> {
       const deleted = await store.delete(id, actor);
       if (!deleted) {
-        await audit.record(event(actor, { action: 'device-group.delete', groupId: id, outcome: 'error', reason: 'not_found' }));
+        await audit.record(
+          event(actor, { action: 'device-group.delete', groupId: id, outcome: 'error', reason: 'not_found' }),
+        );
         throw new DeviceGroupNotFoundError(id);
       }
     },

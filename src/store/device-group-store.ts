@@ -42,8 +42,17 @@ interface DeviceGroupRow {
 const METADATA_COLUMNS = 'id, name, secret_version, kek_id, created_at, updated_at';
 const ALL_COLUMNS = `${METADATA_COLUMNS}, kek_version, provision_secret_envelope`;
 
-export function toMetadata(row: Pick<DeviceGroupRow, 'id' | 'name' | 'secret_version' | 'kek_id' | 'created_at' | 'updated_at'>): DeviceGroupMetadata {
-  return { id: row.id, name: row.name, secretVersion: row.secret_version, kekId: row.kek_id, createdAt: row.created_at, updatedAt: row.updated_at };
+export function toMetadata(
+  row: Pick<DeviceGroupRow, 'id' | 'name' | 'secret_version' | 'kek_id' | 'created_at' | 'updated_at'>,
+): DeviceGroupMetadata {
+  return {
+    id: row.id,
+    name: row.name,
+    secretVersion: row.secret_version,
+    kekId: row.kek_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }
 
 export function toStored(row: DeviceGroupRow): StoredDeviceGroup {
@@ -57,7 +66,10 @@ export function createDeviceGroupStore(pool: Pool) {
      * outside provsec) is adopted; a row that already has a secret is left untouched.
      * Returns the stored metadata, or undefined when the id already holds a secret.
      */
-    async insert(group: { id: string; name: string | null; sealed: SealedRow }, stamp: AuditStamp): Promise<DeviceGroupMetadata | undefined> {
+    async insert(
+      group: { id: string; name: string | null; sealed: SealedRow },
+      stamp: AuditStamp,
+    ): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
         `WITH written AS (
            INSERT INTO ota_groups (id, name, provision_secret_envelope, kek_id, kek_version, secret_version)
@@ -71,14 +83,24 @@ export function createDeviceGroupStore(pool: Pool) {
            RETURNING ${METADATA_COLUMNS}
          ), ${auditCte('written', 'device-group.create', null, 6)}
          SELECT * FROM written`,
-        [group.id, group.name, group.sealed.envelope, group.sealed.kekId, group.sealed.kekVersion, ...auditStampParameters(stamp)],
+        [
+          group.id,
+          group.name,
+          group.sealed.envelope,
+          group.sealed.kekId,
+          group.sealed.kekVersion,
+          ...auditStampParameters(stamp),
+        ],
       );
       const row = result.rows[0];
       return row ? toMetadata(row) : undefined;
     },
 
     async find(id: string): Promise<StoredDeviceGroup | undefined> {
-      const result = await pool.query<DeviceGroupRow>(`SELECT ${ALL_COLUMNS} FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL`, [id]);
+      const result = await pool.query<DeviceGroupRow>(
+        `SELECT ${ALL_COLUMNS} FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL`,
+        [id],
+      );
       const row = result.rows[0];
       return row ? toStored(row) : undefined;
     },
@@ -98,7 +120,12 @@ export function createDeviceGroupStore(pool: Pool) {
      * Replaces the secret if the row is still at `expectedSecretVersion` (optimistic: a concurrent
      * rotation or deletion wins, and this returns undefined instead of clobbering it).
      */
-    async replaceSecret(id: string, expectedSecretVersion: number, sealed: SealedRow, stamp: AuditStamp): Promise<DeviceGroupMetadata | undefined> {
+    async replaceSecret(
+      id: string,
+      expectedSecretVersion: number,
+      sealed: SealedRow,
+      stamp: AuditStamp,
+    ): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
         `WITH written AS (
            UPDATE ota_groups

@@ -3,7 +3,16 @@
  * history is append-only, and that a secret read's record is committed before any plaintext leaves:
  * when the audit insert fails for real, the read fails and sends no secret.
  */
-import { apiFor, AUDITOR, CERT_WORKER, expectProblem, FLEET_A_WORKER, groupPath, MANAGEMENT, type ApiClient } from './support/api-client';
+import {
+  apiFor,
+  AUDITOR,
+  CERT_WORKER,
+  expectProblem,
+  FLEET_A_WORKER,
+  groupPath,
+  MANAGEMENT,
+  type ApiClient,
+} from './support/api-client';
 import { auditRowsFor } from './support/database';
 import { startTestService, TEST_ISSUER, type TestService } from '../support/test-service';
 
@@ -38,12 +47,21 @@ beforeAll(async () => {
   api = apiFor(svc);
   // A scripted history of group audit.a, with audit.b interleaved as noise.
   const steps: Array<[string, () => Promise<import('supertest').Response>]> = [
-    ['create', () => api.post('/v1/device-groups', { id: 'audit.a', provisionSecret: 'ps-audit-a1' }, { as: MANAGEMENT })],
-    ['createB', () => api.post('/v1/device-groups', { id: 'audit.b', provisionSecret: 'ps-audit-b1' }, { as: MANAGEMENT })],
+    [
+      'create',
+      () => api.post('/v1/device-groups', { id: 'audit.a', provisionSecret: 'ps-audit-a1' }, { as: MANAGEMENT }),
+    ],
+    [
+      'createB',
+      () => api.post('/v1/device-groups', { id: 'audit.b', provisionSecret: 'ps-audit-b1' }, { as: MANAGEMENT }),
+    ],
     ['read', () => api.get(groupPath('audit.a', '/provision-secret'), { as: CERT_WORKER })],
     ['readByPool', () => api.get(groupPath('audit.a', '/provision-secret'), { as: 'worker-pool-1' })],
     ['readBByPool', () => api.get(groupPath('audit.b', '/provision-secret'), { as: 'worker-pool-1' })],
-    ['rotate', () => api.put(groupPath('audit.a', '/provision-secret'), { provisionSecret: 'ps-audit-a2' }, { as: MANAGEMENT })],
+    [
+      'rotate',
+      () => api.put(groupPath('audit.a', '/provision-secret'), { provisionSecret: 'ps-audit-a2' }, { as: MANAGEMENT }),
+    ],
     ['readAfterRotate', () => api.get(groupPath('audit.a', '/provision-secret'), { as: CERT_WORKER })],
     ['denied', () => api.get(groupPath('audit.a', '/provision-secret'), { as: FLEET_A_WORKER })],
     ['delete', () => api.delete(groupPath('audit.a'), { as: MANAGEMENT })],
@@ -62,14 +80,80 @@ describe('what is recorded', () => {
     expect(nextCursor).toBeNull();
     const kekId = items[0]?.kekId;
     expect(kekId).toMatch(/^kek_[0-9a-f]{32}$/);
-    expect(items.map(({ requestId, actorSubject, action, secretVersion, kekId: kek, outcome, reason }) => ({ requestId, actorSubject, action, secretVersion, kekId: kek, outcome, reason }))).toEqual([
-      { requestId: requestIds.create, actorSubject: MANAGEMENT, action: 'device-group.create', secretVersion: 1, kekId, outcome: 'ok', reason: null },
-      { requestId: requestIds.read, actorSubject: CERT_WORKER, action: 'provision-secret.read', secretVersion: 1, kekId, outcome: 'ok', reason: null },
-      { requestId: requestIds.readByPool, actorSubject: 'worker-pool-1', action: 'provision-secret.read', secretVersion: 1, kekId, outcome: 'ok', reason: null },
-      { requestId: requestIds.rotate, actorSubject: MANAGEMENT, action: 'provision-secret.rotate', secretVersion: 2, kekId, outcome: 'ok', reason: null },
-      { requestId: requestIds.readAfterRotate, actorSubject: CERT_WORKER, action: 'provision-secret.read', secretVersion: 2, kekId, outcome: 'ok', reason: null },
-      { requestId: requestIds.denied, actorSubject: FLEET_A_WORKER, action: 'provision-secret.read', secretVersion: null, kekId: null, outcome: 'denied', reason: 'missing_permission:provision-secret:read' },
-      { requestId: requestIds.delete, actorSubject: MANAGEMENT, action: 'device-group.delete', secretVersion: 2, kekId, outcome: 'ok', reason: null },
+    expect(
+      items.map(({ requestId, actorSubject, action, secretVersion, kekId: kek, outcome, reason }) => ({
+        requestId,
+        actorSubject,
+        action,
+        secretVersion,
+        kekId: kek,
+        outcome,
+        reason,
+      })),
+    ).toEqual([
+      {
+        requestId: requestIds.create,
+        actorSubject: MANAGEMENT,
+        action: 'device-group.create',
+        secretVersion: 1,
+        kekId,
+        outcome: 'ok',
+        reason: null,
+      },
+      {
+        requestId: requestIds.read,
+        actorSubject: CERT_WORKER,
+        action: 'provision-secret.read',
+        secretVersion: 1,
+        kekId,
+        outcome: 'ok',
+        reason: null,
+      },
+      {
+        requestId: requestIds.readByPool,
+        actorSubject: 'worker-pool-1',
+        action: 'provision-secret.read',
+        secretVersion: 1,
+        kekId,
+        outcome: 'ok',
+        reason: null,
+      },
+      {
+        requestId: requestIds.rotate,
+        actorSubject: MANAGEMENT,
+        action: 'provision-secret.rotate',
+        secretVersion: 2,
+        kekId,
+        outcome: 'ok',
+        reason: null,
+      },
+      {
+        requestId: requestIds.readAfterRotate,
+        actorSubject: CERT_WORKER,
+        action: 'provision-secret.read',
+        secretVersion: 2,
+        kekId,
+        outcome: 'ok',
+        reason: null,
+      },
+      {
+        requestId: requestIds.denied,
+        actorSubject: FLEET_A_WORKER,
+        action: 'provision-secret.read',
+        secretVersion: null,
+        kekId: null,
+        outcome: 'denied',
+        reason: 'missing_permission:provision-secret:read',
+      },
+      {
+        requestId: requestIds.delete,
+        actorSubject: MANAGEMENT,
+        action: 'device-group.delete',
+        secretVersion: 2,
+        kekId,
+        outcome: 'ok',
+        reason: null,
+      },
     ]);
     for (const item of items) {
       expect(item.actorIssuer).toBe(TEST_ISSUER);
@@ -80,12 +164,29 @@ describe('what is recorded', () => {
   });
 
   test('the audit table has no column that could hold secret or key material', async () => {
-    const columns = await svc.pool.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_name = 'audit_events' ORDER BY ordinal_position`);
-    expect(columns.rows.map((row) => row.column_name)).toEqual(['id', 'occurred_at', 'request_id', 'actor_issuer', 'actor_subject', 'action', 'group_id', 'secret_version', 'kek_id', 'outcome', 'reason', 'client_address']);
+    const columns = await svc.pool.query<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns WHERE table_name = 'audit_events' ORDER BY ordinal_position`,
+    );
+    expect(columns.rows.map((row) => row.column_name)).toEqual([
+      'id',
+      'occurred_at',
+      'request_id',
+      'actor_issuer',
+      'actor_subject',
+      'action',
+      'group_id',
+      'secret_version',
+      'kek_id',
+      'outcome',
+      'reason',
+      'client_address',
+    ]);
   });
 
   test('history is append-only: UPDATE, DELETE and TRUNCATE are refused even to the table owner', async () => {
-    await expect(svc.pool.query(`UPDATE audit_events SET outcome = 'ok' WHERE outcome = 'denied'`)).rejects.toThrow(/append-only/);
+    await expect(svc.pool.query(`UPDATE audit_events SET outcome = 'ok' WHERE outcome = 'denied'`)).rejects.toThrow(
+      /append-only/,
+    );
     await expect(svc.pool.query(`DELETE FROM audit_events`)).rejects.toThrow(/append-only/);
     await expect(svc.pool.query(`TRUNCATE audit_events`)).rejects.toThrow(/append-only/);
   });
@@ -109,9 +210,15 @@ describe('filters and paging', () => {
     const all = (await eventsQuery('groupId=audit.a')).items;
     const rotation = all.find((item) => item.requestId === requestIds.rotate) as AuditEventJson;
     const fromRotation = all.slice(all.indexOf(rotation)).map((item) => item.id);
-    expect((await eventsQuery(`groupId=audit.a&since=${encodeURIComponent(rotation.occurredAt)}`)).items.map((item) => item.id)).toEqual(fromRotation);
+    expect(
+      (await eventsQuery(`groupId=audit.a&since=${encodeURIComponent(rotation.occurredAt)}`)).items.map(
+        (item) => item.id,
+      ),
+    ).toEqual(fromRotation);
     const shifted = new Date(Date.parse(rotation.occurredAt) + 2 * 3600_000).toISOString().replace('Z', '+02:00');
-    expect((await eventsQuery(`groupId=audit.a&since=${encodeURIComponent(shifted)}`)).items.map((item) => item.id)).toEqual(fromRotation);
+    expect(
+      (await eventsQuery(`groupId=audit.a&since=${encodeURIComponent(shifted)}`)).items.map((item) => item.id),
+    ).toEqual(fromRotation);
     expect((await eventsQuery(`since=${encodeURIComponent('2999-01-01T00:00:00Z')}`)).items).toEqual([]);
   });
 
@@ -121,7 +228,9 @@ describe('filters and paging', () => {
     let after: string | null = null;
     let pages = 0;
     do {
-      const page: { items: AuditEventJson[]; nextCursor: string | null } = await eventsQuery(`limit=2${after ? `&after=${after}` : ''}`);
+      const page: { items: AuditEventJson[]; nextCursor: string | null } = await eventsQuery(
+        `limit=2${after ? `&after=${after}` : ''}`,
+      );
       expect(page.items.length).toBeLessThanOrEqual(2);
       walked.push(...page.items.map((item) => item.id));
       after = page.nextCursor;
@@ -148,7 +257,11 @@ describe('the audit record comes before the plaintext', () => {
   const BLOCK_ALL = `ALTER TABLE audit_events ADD CONSTRAINT test_block_all CHECK (false) NOT VALID`;
 
   beforeAll(async () => {
-    await api.post('/v1/device-groups', { id: 'audit.guarded', provisionSecret: 'ps-audit-guarded' }, { as: MANAGEMENT });
+    await api.post(
+      '/v1/device-groups',
+      { id: 'audit.guarded', provisionSecret: 'ps-audit-guarded' },
+      { as: MANAGEMENT },
+    );
   });
   afterEach(async () => {
     await svc.pool.query(`ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS test_block_secret_reads`);
@@ -158,7 +271,9 @@ describe('the audit record comes before the plaintext', () => {
   test('a successful read has its ok record committed under the same request id', async () => {
     const res = await api.get(groupPath('audit.guarded', '/provision-secret'), { as: CERT_WORKER });
     expect(res.status).toBe(200);
-    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([expect.objectContaining({ action: 'provision-secret.read', outcome: 'ok' })]);
+    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
+      expect.objectContaining({ action: 'provision-secret.read', outcome: 'ok' }),
+    ]);
   });
 
   test('when the read record cannot be written, the read fails with a 5xx and no secret', async () => {
@@ -194,7 +309,12 @@ describe('the audit record comes before the plaintext', () => {
 
 describe('a change and its audit record commit together', () => {
   const BLOCK_CHANGES = `ALTER TABLE audit_events ADD CONSTRAINT test_block_changes CHECK (action NOT IN ('device-group.create', 'provision-secret.rotate', 'device-group.delete')) NOT VALID`;
-  const snapshot = async () => (await svc.pool.query('SELECT id, name, secret_version, kek_id, provision_secret_envelope FROM ota_groups ORDER BY id')).rows;
+  const snapshot = async () =>
+    (
+      await svc.pool.query(
+        'SELECT id, name, secret_version, kek_id, provision_secret_envelope FROM ota_groups ORDER BY id',
+      )
+    ).rows;
 
   beforeAll(async () => {
     await api.post('/v1/device-groups', { id: 'audit.atomic', provisionSecret: 'ps-audit-atomic' }, { as: MANAGEMENT });
@@ -203,8 +323,20 @@ describe('a change and its audit record commit together', () => {
   afterAll(() => svc.pool.query('ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS test_block_changes'));
 
   test.each([
-    ['create', () => api.post('/v1/device-groups', { id: 'audit.atomic-new', provisionSecret: 'ps-audit-new' }, { as: MANAGEMENT })],
-    ['rotate', () => api.put(groupPath('audit.atomic', '/provision-secret'), { provisionSecret: 'ps-audit-atomic-2' }, { as: MANAGEMENT })],
+    [
+      'create',
+      () =>
+        api.post('/v1/device-groups', { id: 'audit.atomic-new', provisionSecret: 'ps-audit-new' }, { as: MANAGEMENT }),
+    ],
+    [
+      'rotate',
+      () =>
+        api.put(
+          groupPath('audit.atomic', '/provision-secret'),
+          { provisionSecret: 'ps-audit-atomic-2' },
+          { as: MANAGEMENT },
+        ),
+    ],
     ['delete', () => api.delete(groupPath('audit.atomic'), { as: MANAGEMENT })],
   ])('when its audit record cannot be written, a %s fails and changes nothing', async (_name, call) => {
     const before = await snapshot();

@@ -27,7 +27,11 @@ const POLICY = {
   rules: [
     ...TEST_POLICY.rules,
     { subject: FLEET_A_READER, permissions: ['device-groups:read'], groups: ['fleet-a.*'] },
-    { subject: ISSUER_BOUND, issuer: 'https://another-issuer.test', permissions: ['provision-secret:read', 'device-groups:read', 'device-groups:write', 'audit:read', 'keys:admin'] },
+    {
+      subject: ISSUER_BOUND,
+      issuer: 'https://another-issuer.test',
+      permissions: ['provision-secret:read', 'device-groups:read', 'device-groups:write', 'audit:read', 'keys:admin'],
+    },
   ],
 };
 
@@ -66,13 +70,57 @@ interface Call {
 }
 
 const calls = {
-  create: { method: 'post', path: '/v1/device-groups', body: { id: 'fleet-a.new', provisionSecret: 'ps-authz-new' }, action: 'device-group.create', permission: 'device-groups:write', groupId: 'fleet-a.new' },
-  rotate: { method: 'put', path: groupPath('fleet-a.1', '/provision-secret'), body: { provisionSecret: 'ps-authz-rotated' }, action: 'provision-secret.rotate', permission: 'device-groups:write', groupId: 'fleet-a.1' },
-  delete: { method: 'delete', path: groupPath('fleet-a.1'), action: 'device-group.delete', permission: 'device-groups:write', groupId: 'fleet-a.1' },
-  list: { method: 'get', path: '/v1/device-groups', action: 'device-group.list', permission: 'device-groups:read', groupId: null },
-  metadata: { method: 'get', path: groupPath('fleet-a.1'), action: 'device-group.read', permission: 'device-groups:read', groupId: 'fleet-a.1' },
-  readSecret: { method: 'get', path: groupPath('fleet-a.1', '/provision-secret'), action: 'provision-secret.read', permission: 'provision-secret:read', groupId: 'fleet-a.1' },
-  readSecretB: { method: 'get', path: groupPath('fleet-b.1', '/provision-secret'), action: 'provision-secret.read', permission: 'provision-secret:read', groupId: 'fleet-b.1' },
+  create: {
+    method: 'post',
+    path: '/v1/device-groups',
+    body: { id: 'fleet-a.new', provisionSecret: 'ps-authz-new' },
+    action: 'device-group.create',
+    permission: 'device-groups:write',
+    groupId: 'fleet-a.new',
+  },
+  rotate: {
+    method: 'put',
+    path: groupPath('fleet-a.1', '/provision-secret'),
+    body: { provisionSecret: 'ps-authz-rotated' },
+    action: 'provision-secret.rotate',
+    permission: 'device-groups:write',
+    groupId: 'fleet-a.1',
+  },
+  delete: {
+    method: 'delete',
+    path: groupPath('fleet-a.1'),
+    action: 'device-group.delete',
+    permission: 'device-groups:write',
+    groupId: 'fleet-a.1',
+  },
+  list: {
+    method: 'get',
+    path: '/v1/device-groups',
+    action: 'device-group.list',
+    permission: 'device-groups:read',
+    groupId: null,
+  },
+  metadata: {
+    method: 'get',
+    path: groupPath('fleet-a.1'),
+    action: 'device-group.read',
+    permission: 'device-groups:read',
+    groupId: 'fleet-a.1',
+  },
+  readSecret: {
+    method: 'get',
+    path: groupPath('fleet-a.1', '/provision-secret'),
+    action: 'provision-secret.read',
+    permission: 'provision-secret:read',
+    groupId: 'fleet-a.1',
+  },
+  readSecretB: {
+    method: 'get',
+    path: groupPath('fleet-b.1', '/provision-secret'),
+    action: 'provision-secret.read',
+    permission: 'provision-secret:read',
+    groupId: 'fleet-b.1',
+  },
   audit: { method: 'get', path: '/v1/audit-events', action: 'audit.read', permission: 'audit:read', groupId: null },
   keys: { method: 'get', path: '/v1/keys', action: 'keys.read', permission: 'keys:admin', groupId: null },
 } satisfies Record<string, Call>;
@@ -91,7 +139,12 @@ async function expectDenied(subject: string, call: Call): Promise<void> {
   const res = await send(call, subject);
   expectProblem(res, 403, 'forbidden');
   const { requestId, ...rest } = JSON.parse(res.text) as Record<string, unknown>;
-  expect(rest).toEqual({ type: `${PROBLEM_TYPE_BASE}forbidden`, title: 'Forbidden', status: 403, detail: 'The token does not grant this action on this resource.' });
+  expect(rest).toEqual({
+    type: `${PROBLEM_TYPE_BASE}forbidden`,
+    title: 'Forbidden',
+    status: 403,
+    detail: 'The token does not grant this action on this resource.',
+  });
   expect(res.text).not.toMatch(/ps-authz|kek_/);
   expect(requestId).toBe(res.headers['x-request-id']);
   expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
@@ -149,7 +202,11 @@ describe('group restrictions', () => {
   });
 
   test('a group the caller may not see is 403 whether or not it exists (no existence oracle)', async () => {
-    await expectDenied(FLEET_A_WORKER, { ...calls.readSecret, path: groupPath('fleet-b.does-not-exist', '/provision-secret'), groupId: 'fleet-b.does-not-exist' });
+    await expectDenied(FLEET_A_WORKER, {
+      ...calls.readSecret,
+      path: groupPath('fleet-b.does-not-exist', '/provision-secret'),
+      groupId: 'fleet-b.does-not-exist',
+    });
   });
 
   test('a group-restricted reader gets metadata inside its groups, 403 outside', async () => {
@@ -162,7 +219,9 @@ describe('group restrictions', () => {
     const cursors: string[] = [];
     let after: string | null = '';
     for (let count = 0; after !== null && count < 20; count += 1) {
-      const res = await api.get(`/v1/device-groups?limit=1${after ? `&after=${encodeURIComponent(after)}` : ''}`, { as: FLEET_A_READER });
+      const res = await api.get(`/v1/device-groups?limit=1${after ? `&after=${encodeURIComponent(after)}` : ''}`, {
+        as: FLEET_A_READER,
+      });
       expect(res.status).toBe(200);
       pages.push((res.body.items as Array<{ id: string }>).map((item) => item.id));
       after = res.body.nextCursor as string | null;
@@ -176,7 +235,17 @@ describe('group restrictions', () => {
 
   test('an unrestricted reader still sees every group', async () => {
     const res = await api.get('/v1/device-groups', { as: CERT_WORKER });
-    expect((res.body.items as Array<{ id: string }>).map((item) => item.id)).toEqual(['fleet-0.1', 'fleet-0.2', 'fleet-0.3', 'fleet-0.4', 'fleet-a', 'fleet-a.1', 'fleet-a.2', 'fleet-ab.1', 'fleet-b.1']);
+    expect((res.body.items as Array<{ id: string }>).map((item) => item.id)).toEqual([
+      'fleet-0.1',
+      'fleet-0.2',
+      'fleet-0.3',
+      'fleet-0.4',
+      'fleet-a',
+      'fleet-a.1',
+      'fleet-a.2',
+      'fleet-ab.1',
+      'fleet-b.1',
+    ]);
   });
 });
 

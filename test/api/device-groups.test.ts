@@ -19,17 +19,30 @@ const METADATA_KEYS = ['createdAt', 'id', 'kekId', 'name', 'secretVersion', 'upd
 
 describe('POST /v1/device-groups', () => {
   test('creates a group: 201, Location of the new group, metadata without the secret', async () => {
-    const res = await api.post('/v1/device-groups', { id: 'create.1', name: 'Fleet one', provisionSecret: 'ps-create-1' });
+    const res = await api.post('/v1/device-groups', {
+      id: 'create.1',
+      name: 'Fleet one',
+      provisionSecret: 'ps-create-1',
+    });
     expect(res.status).toBe(201);
     expect(res.headers.location).toBe('/v1/device-groups/create.1');
     expect(Object.keys(res.body as object).sort()).toEqual(METADATA_KEYS);
-    expect(res.body).toMatchObject({ id: 'create.1', name: 'Fleet one', secretVersion: 1, kekId: expect.stringMatching(/^kek_[0-9a-f]{32}$/) });
+    expect(res.body).toMatchObject({
+      id: 'create.1',
+      name: 'Fleet one',
+      secretVersion: 1,
+      kekId: expect.stringMatching(/^kek_[0-9a-f]{32}$/),
+    });
     expect(res.text).not.toContain('ps-create-1');
   });
 
   test('name is optional and may be null', async () => {
-    expect((await api.post('/v1/device-groups', { id: 'create.no-name', provisionSecret: 'x' })).body).toMatchObject({ name: null });
-    expect((await api.post('/v1/device-groups', { id: 'create.null-name', name: null, provisionSecret: 'x' })).body).toMatchObject({ name: null });
+    expect((await api.post('/v1/device-groups', { id: 'create.no-name', provisionSecret: 'x' })).body).toMatchObject({
+      name: null,
+    });
+    expect(
+      (await api.post('/v1/device-groups', { id: 'create.null-name', name: null, provisionSecret: 'x' })).body,
+    ).toMatchObject({ name: null });
   });
 
   test('an id using every allowed character class works, and the Location header leads to it', async () => {
@@ -39,15 +52,30 @@ describe('POST /v1/device-groups', () => {
   });
 
   test('the same id with the same secret (a client retry) is 200 with the existing metadata, unchanged', async () => {
-    const first = await api.post('/v1/device-groups', { id: 'create.retry', name: 'first', provisionSecret: 'ps-retry' });
+    const first = await api.post('/v1/device-groups', {
+      id: 'create.retry',
+      name: 'first',
+      provisionSecret: 'ps-retry',
+    });
     const before = await snapshotGroups(svc.pool);
-    const retry = await api.post('/v1/device-groups', { id: 'create.retry', name: 'first', provisionSecret: 'ps-retry' });
+    const retry = await api.post('/v1/device-groups', {
+      id: 'create.retry',
+      name: 'first',
+      provisionSecret: 'ps-retry',
+    });
     expect(retry.status).toBe(200);
     expect(retry.headers.location).toBeUndefined();
     expect(retry.body).toEqual(first.body);
     expect(await snapshotGroups(svc.pool)).toEqual(before);
     const audit = await auditRowsFor(svc.pool, { request_id: retry.headers['x-request-id'] as string });
-    expect(audit).toEqual([expect.objectContaining({ action: 'device-group.create', outcome: 'ok', reason: 'idempotent_retry', group_id: 'create.retry' })]);
+    expect(audit).toEqual([
+      expect.objectContaining({
+        action: 'device-group.create',
+        outcome: 'ok',
+        reason: 'idempotent_retry',
+        group_id: 'create.retry',
+      }),
+    ]);
   });
 
   test('the same id with a different secret is 409 and the stored group stays as it was', async () => {
@@ -60,7 +88,9 @@ describe('POST /v1/device-groups', () => {
     const read = await api.get(groupPath('create.conflict', '/provision-secret'), { as: CERT_WORKER });
     expect(read.body).toMatchObject({ provisionSecret: 'ps-original' });
     const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
-    expect(audit).toEqual([expect.objectContaining({ action: 'device-group.create', outcome: 'denied', reason: 'id_conflict' })]);
+    expect(audit).toEqual([
+      expect.objectContaining({ action: 'device-group.create', outcome: 'denied', reason: 'id_conflict' }),
+    ]);
   });
 
   test('a secret that differs only in length or by a trailing byte is still a conflict', async () => {
@@ -71,7 +101,11 @@ describe('POST /v1/device-groups', () => {
   });
 
   test('concurrent creations of one id with one secret: exactly one 201, the rest 200, one row', async () => {
-    const results = await Promise.all(Array.from({ length: 8 }, () => api.post('/v1/device-groups', { id: 'create.race-same', provisionSecret: 'ps-race' })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        api.post('/v1/device-groups', { id: 'create.race-same', provisionSecret: 'ps-race' }),
+      ),
+    );
     expect(results.map((res) => res.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
     const rows = await svc.pool.query(`SELECT secret_version FROM ota_groups WHERE id = 'create.race-same'`);
     expect(rows.rows).toEqual([{ secret_version: 1 }]);
@@ -79,10 +113,14 @@ describe('POST /v1/device-groups', () => {
 
   test('concurrent creations of one id with different secrets: one 201, the others 409, the winner’s secret stored', async () => {
     const secrets = Array.from({ length: 6 }, (_, index) => `ps-race-${index}`);
-    const results = await Promise.all(secrets.map((provisionSecret) => api.post('/v1/device-groups', { id: 'create.race-diff', provisionSecret })));
+    const results = await Promise.all(
+      secrets.map((provisionSecret) => api.post('/v1/device-groups', { id: 'create.race-diff', provisionSecret })),
+    );
     expect(results.map((res) => res.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
     const winner = secrets[results.findIndex((res) => res.status === 201)];
-    expect((await api.get(groupPath('create.race-diff', '/provision-secret'), { as: CERT_WORKER })).body).toMatchObject({ provisionSecret: winner });
+    expect((await api.get(groupPath('create.race-diff', '/provision-secret'), { as: CERT_WORKER })).body).toMatchObject(
+      { provisionSecret: winner },
+    );
   });
 });
 
@@ -102,7 +140,9 @@ describe('GET /v1/device-groups/{id}', () => {
   test('a row of ota_groups without a stored secret (pre-provsec) is invisible: 404', async () => {
     await svc.pool.query(`INSERT INTO ota_groups (id, name) VALUES ('legacy.1', 'legacy')`);
     expectProblem(await api.get(groupPath('legacy.1')), 404);
-    expect((await api.get('/v1/device-groups?limit=1000')).body.items.map((item: { id: string }) => item.id)).not.toContain('legacy.1');
+    expect(
+      (await api.get('/v1/device-groups?limit=1000')).body.items.map((item: { id: string }) => item.id),
+    ).not.toContain('legacy.1');
   });
 
   test('creating over a pre-provsec row adopts it: 201, secret stored, version 1', async () => {
@@ -159,7 +199,14 @@ describe('DELETE /v1/device-groups/{id}', () => {
     expectProblem(await api.get(groupPath('delete.1', '/provision-secret'), { as: CERT_WORKER }), 404);
     expectProblem(await api.delete(groupPath('delete.1')), 404);
     const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
-    expect(audit).toEqual([expect.objectContaining({ action: 'device-group.delete', outcome: 'ok', group_id: 'delete.1', secret_version: 1 })]);
+    expect(audit).toEqual([
+      expect.objectContaining({
+        action: 'device-group.delete',
+        outcome: 'ok',
+        group_id: 'delete.1',
+        secret_version: 1,
+      }),
+    ]);
   });
 
   test('after deletion the id can be created again with a new secret', async () => {
@@ -167,7 +214,10 @@ describe('DELETE /v1/device-groups/{id}', () => {
     await api.delete(groupPath('delete.reuse'));
     const res = await api.post('/v1/device-groups', { id: 'delete.reuse', provisionSecret: 'new' });
     expect(res.status).toBe(201);
-    expect((await api.get(groupPath('delete.reuse', '/provision-secret'), { as: CERT_WORKER })).body).toMatchObject({ provisionSecret: 'new', secretVersion: 1 });
+    expect((await api.get(groupPath('delete.reuse', '/provision-secret'), { as: CERT_WORKER })).body).toMatchObject({
+      provisionSecret: 'new',
+      secretVersion: 1,
+    });
   });
 });
 

@@ -61,7 +61,9 @@ beforeAll(async () => {
   svc = await startTestService({ env: { AUTH_JWKS_FILE: jwksFile } });
   api = apiFor(svc, null);
   const management = signedToken(ecKey, claims({ sub: MANAGEMENT }));
-  expect((await api.post('/v1/device-groups', { id: GROUP, provisionSecret: SECRET }, { token: management })).status).toBe(201);
+  expect(
+    (await api.post('/v1/device-groups', { id: GROUP, provisionSecret: SECRET }, { token: management })).status,
+  ).toBe(201);
 });
 afterAll(() => svc.stop());
 
@@ -73,7 +75,14 @@ async function expectRefused(token: string, reason: string): Promise<void> {
   expect(res.text).not.toContain(SECRET);
   const requestId = res.headers['x-request-id'] as string;
   expect(await auditRowsFor(svc.pool, { request_id: requestId })).toEqual([
-    expect.objectContaining({ action: 'auth', outcome: 'denied', reason, actor_subject: null, actor_issuer: null, group_id: null }),
+    expect.objectContaining({
+      action: 'auth',
+      outcome: 'denied',
+      reason,
+      actor_subject: null,
+      actor_issuer: null,
+      group_id: null,
+    }),
   ]);
   expect(await counterValue(svc, 'provsec_auth_failures_total', { reason })).toBe(before + 1);
   const logLine = svc
@@ -100,24 +109,46 @@ describe('controls', () => {
 
 describe('algorithm attacks', () => {
   test.each(['none', 'None', 'NONE'])('alg "%s" with an empty signature', async (alg) => {
-    await expectRefused(buildToken({ alg, typ: 'JWT' }, claims(), () => ''), 'algorithm_not_allowed');
+    await expectRefused(
+      buildToken({ alg, typ: 'JWT' }, claims(), () => ''),
+      'algorithm_not_allowed',
+    );
   });
 
   test.each([
-    ['the EC public key as PEM', () => hs256WithKeyText(ecKey.publicKey.export({ format: 'pem', type: 'spki' }), 'ec-1')],
-    ['the RSA public key as PEM', () => hs256WithKeyText(rsaKey.publicKey.export({ format: 'pem', type: 'spki' }), 'rsa-1')],
-    ['the RSA public key as DER', () => hs256WithKeyText(rsaKey.publicKey.export({ format: 'der', type: 'spki' }), 'rsa-1')],
+    [
+      'the EC public key as PEM',
+      () => hs256WithKeyText(ecKey.publicKey.export({ format: 'pem', type: 'spki' }), 'ec-1'),
+    ],
+    [
+      'the RSA public key as PEM',
+      () => hs256WithKeyText(rsaKey.publicKey.export({ format: 'pem', type: 'spki' }), 'rsa-1'),
+    ],
+    [
+      'the RSA public key as DER',
+      () => hs256WithKeyText(rsaKey.publicKey.export({ format: 'der', type: 'spki' }), 'rsa-1'),
+    ],
     ['the EC public key as JWK text', () => hs256WithKeyText(JSON.stringify(ecKey.publicJwk), 'ec-1')],
   ])('algorithm confusion: HS256 keyed with %s', async (_what, token) => {
     await expectRefused(token(), 'algorithm_not_allowed');
   });
 
   test('algorithm substitution: an ES256 header on the RSA key id', async () => {
-    await expectRefused(buildToken({ alg: 'ES256', kid: 'rsa-1', typ: 'JWT' }, claims(), (input) => signatureFor('ES256', attackerEc.privateKey, input)), 'unknown_key');
+    await expectRefused(
+      buildToken({ alg: 'ES256', kid: 'rsa-1', typ: 'JWT' }, claims(), (input) =>
+        signatureFor('ES256', attackerEc.privateKey, input),
+      ),
+      'unknown_key',
+    );
   });
 
   test('algorithm substitution: an RS256 header on the EC key id', async () => {
-    await expectRefused(buildToken({ alg: 'RS256', kid: 'ec-1', typ: 'JWT' }, claims(), (input) => signatureFor('RS256', attackerRsa.privateKey, input)), 'unknown_key');
+    await expectRefused(
+      buildToken({ alg: 'RS256', kid: 'ec-1', typ: 'JWT' }, claims(), (input) =>
+        signatureFor('RS256', attackerRsa.privateKey, input),
+      ),
+      'unknown_key',
+    );
   });
 });
 
@@ -143,24 +174,41 @@ describe('key attacks', () => {
   });
 
   test.each(['jku', 'x5u'])('%s injection pointing at an attacker key set', async (parameter) => {
-    await expectRefused(signedToken(outsider, claims(), { [parameter]: 'https://attacker.example/jwks.json' }), 'forbidden_header');
+    await expectRefused(
+      signedToken(outsider, claims(), { [parameter]: 'https://attacker.example/jwks.json' }),
+      'forbidden_header',
+    );
   });
 
   test('x5c injection: a real self-signed chain matching the signature', async () => {
-    await expectRefused(signedToken(outsider, claims(), { x5c: [selfSignedCertificateBase64(outsider)] }), 'forbidden_header');
+    await expectRefused(
+      signedToken(outsider, claims(), { x5c: [selfSignedCertificateBase64(outsider)] }),
+      'forbidden_header',
+    );
   });
 
   test('kid injection: a path with HS256 over the empty key (/dev/null)', async () => {
-    await expectRefused(buildToken({ alg: 'HS256', kid: '../../../../dev/null', typ: 'JWT' }, claims(), (input) => hmacSignature('', input)), 'algorithm_not_allowed');
+    await expectRefused(
+      buildToken({ alg: 'HS256', kid: '../../../../dev/null', typ: 'JWT' }, claims(), (input) =>
+        hmacSignature('', input),
+      ),
+      'algorithm_not_allowed',
+    );
   });
 
-  test.each(['../../../../dev/null', "x' UNION SELECT 'attacker-key' --", '"; DROP TABLE ota_groups; --'])('kid injection: kid %j is only a lookup key', async (kid) => {
-    await expectRefused(signedToken(attackerEc, claims(), { kid }), 'unknown_key');
-    expect((await svc.pool.query(`SELECT 1 FROM ota_groups WHERE id = $1`, [GROUP])).rowCount).toBe(1);
-  });
+  test.each(['../../../../dev/null', "x' UNION SELECT 'attacker-key' --", '"; DROP TABLE ota_groups; --'])(
+    'kid injection: kid %j is only a lookup key',
+    async (kid) => {
+      await expectRefused(signedToken(attackerEc, claims(), { kid }), 'unknown_key');
+      expect((await svc.pool.query(`SELECT 1 FROM ota_groups WHERE id = $1`, [GROUP])).rowCount).toBe(1);
+    },
+  );
 
   test.each([[['exp']], [['urn:attacker:ext']]])('unknown crit %j', async (crit) => {
-    await expectRefused(signedToken(ecKey, claims(), { crit, 'urn:attacker:ext': true }), 'unsupported_critical_header');
+    await expectRefused(
+      signedToken(ecKey, claims(), { crit, 'urn:attacker:ext': true }),
+      'unsupported_critical_header',
+    );
   });
 
   test('unencoded payload: b64 false with crit b64', async () => {
@@ -212,7 +260,11 @@ describe('token surgery', () => {
   });
 
   test('payload swapped: the payload of one valid token under the header and signature of another', async () => {
-    const [header, , signature] = signedToken(ecKey, claims({ sub: 'someone-else' })).split('.') as [string, string, string];
+    const [header, , signature] = signedToken(ecKey, claims({ sub: 'someone-else' })).split('.') as [
+      string,
+      string,
+      string,
+    ];
     const [, payload] = signedToken(ecKey, claims()).split('.') as [string, string, string];
     await expectRefused(`${header}.${payload}.${signature}`, 'bad_signature');
   });
@@ -229,15 +281,24 @@ describe('token surgery', () => {
     ['not three parts', 'abc.def'],
     ['not a JWT at all', 'hello'],
     ['bad base64url', `${base64url('{"alg":"ES256"}')}.pay+load/.sig`],
-    ['bad JSON in the header', `${base64url('{"alg":"ES256"')}.${base64url(JSON.stringify(claims()))}.${base64url('sig')}`],
-    ['a header that is not an object', `${base64url('["ES256"]')}.${base64url(JSON.stringify(claims()))}.${base64url('sig')}`],
+    [
+      'bad JSON in the header',
+      `${base64url('{"alg":"ES256"')}.${base64url(JSON.stringify(claims()))}.${base64url('sig')}`,
+    ],
+    [
+      'a header that is not an object',
+      `${base64url('["ES256"]')}.${base64url(JSON.stringify(claims()))}.${base64url('sig')}`,
+    ],
   ])('malformed: %s', async (_name, token) => {
     await expectRefused(token, 'malformed');
   });
 
   test('malformed: duplicate member names in the header (second alg would win in some parsers)', async () => {
     const header = '{"alg":"ES256","kid":"ec-1","alg":"none"}';
-    await expectRefused(buildToken(header, claims(), (input) => signatureFor('ES256', ecKey.privateKey, input)), 'malformed');
+    await expectRefused(
+      buildToken(header, claims(), (input) => signatureFor('ES256', ecKey.privateKey, input)),
+      'malformed',
+    );
   });
 
   test('malformed: a token longer than the bearer limit', async () => {
@@ -266,7 +327,9 @@ describe('token outside the Authorization header', () => {
 
   test('in the body of a POST', async () => {
     const token = signedToken(ecKey, claims({ sub: MANAGEMENT }));
-    const res = await api.send('post', '/v1/device-groups', (test) => test.send({ access_token: token, id: 'attack.body', provisionSecret: 'x' }));
+    const res = await api.send('post', '/v1/device-groups', (test) =>
+      test.send({ access_token: token, id: 'attack.body', provisionSecret: 'x' }),
+    );
     expectGenericUnauthorized(res);
   });
 
@@ -288,7 +351,9 @@ describe('a refused token changes nothing', () => {
   test('create, rotate and delete with a forged management token are 401 and leave every row as it was', async () => {
     const forged = signedToken(attackerEc, claims({ sub: MANAGEMENT }));
     const before = await snapshotGroups(svc.pool);
-    expectGenericUnauthorized(await api.post('/v1/device-groups', { id: 'attack.new', provisionSecret: 'forged' }, { token: forged }));
+    expectGenericUnauthorized(
+      await api.post('/v1/device-groups', { id: 'attack.new', provisionSecret: 'forged' }, { token: forged }),
+    );
     expectGenericUnauthorized(await api.put(SECRET_PATH, { provisionSecret: 'forged' }, { token: forged }));
     expectGenericUnauthorized(await api.delete(groupPath(GROUP), { token: forged }));
     expectGenericUnauthorized(await api.get('/v1/audit-events', { token: forged }));

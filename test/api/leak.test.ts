@@ -42,13 +42,20 @@ function encodingsOf(secret: string): string[] {
   const bytes = Buffer.from(secret, 'utf8');
   // Long secrets: a 64-character window is enough to identify them and finds partial copies too.
   const windowOf = (text: string) => text.slice(0, 64);
-  return [secret, bytes.toString('hex'), bytes.toString('hex').toUpperCase(), bytes.toString('base64'), bytes.toString('base64url')].map(windowOf);
+  return [
+    secret,
+    bytes.toString('hex'),
+    bytes.toString('hex').toUpperCase(),
+    bytes.toString('base64'),
+    bytes.toString('base64url'),
+  ].map(windowOf);
 }
 
 function expectNoSecretIn(haystack: string, where: string): void {
   for (const [name, secret] of Object.entries(SECRETS)) {
     for (const encoded of encodingsOf(secret)) {
-      if (haystack.includes(encoded)) throw new Error(`secret ${name} found in ${where} (as ${encoded.slice(0, 20)}...)`);
+      if (haystack.includes(encoded))
+        throw new Error(`secret ${name} found in ${where} (as ${encoded.slice(0, 20)}...)`);
     }
   }
 }
@@ -71,7 +78,13 @@ beforeAll(async () => {
   keep('delete', await api.delete(groupPath('leak.deleted')));
   keep('too long', await create('leak.rejected', SECRETS.rejectedTooLong));
   keep('wrong field', await api.post('/v1/device-groups', { id: 'leak.rejected', secret: SECRETS.rejectedWrongField }));
-  keep('wrong field in rotate', await api.put(groupPath('leak.ascii', '/provision-secret'), { provisionSecret: SECRETS.rejectedWrongField, extra: SECRETS.rejectedWrongField }));
+  keep(
+    'wrong field in rotate',
+    await api.put(groupPath('leak.ascii', '/provision-secret'), {
+      provisionSecret: SECRETS.rejectedWrongField,
+      extra: SECRETS.rejectedWrongField,
+    }),
+  );
   keep('secret in an invalid id', await create(`${SECRETS.rejectedWrongField} x`, 'x'));
   for (const id of ['leak.ascii', 'leak.unicode', 'leak.long', 'leak.rotating']) keep(`read ${id}`, await read(id));
   keep('denied read', await read('leak.ascii', FLEET_A_WORKER));
@@ -90,7 +103,8 @@ beforeAll(async () => {
 afterAll(() => svc.stop());
 
 test('control: the search finds a secret in each encoding it looks for', () => {
-  for (const encoded of encodingsOf(SECRETS.unicode)) expect(() => expectNoSecretIn(`prefix ${encoded} suffix`, 'control')).toThrow(/secret unicode/);
+  for (const encoded of encodingsOf(SECRETS.unicode))
+    expect(() => expectNoSecretIn(`prefix ${encoded} suffix`, 'control')).toThrow(/secret unicode/);
 });
 
 test('the secret-read route is the only place the secrets came back, and as sent', async () => {

@@ -33,7 +33,12 @@ function resolve(object: JsonObject): JsonObject {
 }
 
 function responsesOf(operation: JsonObject): Record<string, JsonObject> {
-  return Object.fromEntries(Object.entries(operation.responses as Record<string, JsonObject>).map(([status, response]) => [status, resolve(response)]));
+  return Object.fromEntries(
+    Object.entries(operation.responses as Record<string, JsonObject>).map(([status, response]) => [
+      status,
+      resolve(response),
+    ]),
+  );
 }
 
 /** Every `properties` name reachable from a schema, following component $refs. */
@@ -43,7 +48,11 @@ function propertyNamesIn(schema: unknown, seen = new Set<unknown>()): string[] {
   const object = schema as JsonObject;
   const here = object.properties ? Object.keys(object.properties as object) : [];
   const target = typeof object.$ref === 'string' ? resolve(object) : undefined;
-  return [...here, ...Object.values(object).flatMap((value) => propertyNamesIn(value, seen)), ...propertyNamesIn(target, seen)];
+  return [
+    ...here,
+    ...Object.values(object).flatMap((value) => propertyNamesIn(value, seen)),
+    ...propertyNamesIn(target, seen),
+  ];
 }
 
 let svc: TestService;
@@ -71,13 +80,17 @@ describe('the document', () => {
     // Two known defects of the 2021-04-15 schema under ajv 8, patched in a copy: ajv resolves
     // `$dynamicRef: "#meta"` to the wrong scope (in the base dialect it means #/$defs/schema), and
     // `$ref` was typed as an absolute uri (later revisions: uri-reference, as "#/components/..." is).
-    const metaSchema = JSON.parse(JSON.stringify(openapiV31).replace(/"\$dynamicRef":"#meta"/g, '"$ref":"#/$defs/schema"')) as { $defs: { reference: { properties: JsonObject } } };
+    const metaSchema = JSON.parse(
+      JSON.stringify(openapiV31).replace(/"\$dynamicRef":"#meta"/g, '"$ref":"#/$defs/schema"'),
+    ) as { $defs: { reference: { properties: JsonObject } } };
     metaSchema.$defs.reference.properties.$ref = { type: 'string', format: 'uri-reference' };
     const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false });
     addFormats(ajv);
     const validate = ajv.compile(metaSchema);
     expect(validate(openApiDocument) ? [] : validate.errors).toEqual([]);
-    const broken = JSON.parse(JSON.stringify(openApiDocument)) as { paths: Record<string, { get: { responses: Record<string, JsonObject> } }> };
+    const broken = JSON.parse(JSON.stringify(openApiDocument)) as {
+      paths: Record<string, { get: { responses: Record<string, JsonObject> } }>;
+    };
     delete broken.paths['/healthz']?.get.responses['200']?.description;
     expect(validate(broken)).toBe(false);
   });
@@ -158,15 +171,19 @@ describe('what each operation documents', () => {
       expect(operation.security).toBeUndefined();
       expect(openApiDocument.security).toEqual([{ bearerAuth: [] }]);
       const responses = responsesOf(operation);
-      for (const status of ['401', '403', '500', '503']) expect(Object.keys(responses[status]?.content as object)).toEqual(['application/problem+json']);
+      for (const status of ['401', '403', '500', '503'])
+        expect(Object.keys(responses[status]?.content as object)).toEqual(['application/problem+json']);
       expect(responses['401']?.headers).toHaveProperty('WWW-Authenticate');
       expect(responses['503']?.headers).toHaveProperty('Retry-After');
     },
   );
 
-  test.each(open.map(({ method, path, operation }) => [`${method.toUpperCase()} ${path}`, operation]))('%s needs no token', (_name, operation) => {
-    expect(operation.security).toEqual([]);
-  });
+  test.each(open.map(({ method, path, operation }) => [`${method.toUpperCase()} ${path}`, operation]))(
+    '%s needs no token',
+    (_name, operation) => {
+      expect(operation.security).toEqual([]);
+    },
+  );
 
   test('operations with a body document 400, 413 and 415; operations on one group document 404', () => {
     for (const { path, operation } of v1) {
@@ -177,7 +194,11 @@ describe('what each operation documents', () => {
   });
 
   test('the bearer scheme is an HTTP bearer JWT', () => {
-    expect(components.securitySchemes?.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+    expect(components.securitySchemes?.bearerAuth).toMatchObject({
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
+    });
   });
 
   test('only the secret read’s 200 can carry provisionSecret; it is marked and sent with Cache-Control: no-store', () => {
@@ -187,9 +208,13 @@ describe('what each operation documents', () => {
         .map(([status]) => `${method.toUpperCase()} ${path} ${status}`),
     );
     expect(carriers).toEqual(['GET /v1/device-groups/{id}/provision-secret 200']);
-    const secretResponse = responsesOf(paths['/v1/device-groups/{id}/provision-secret']?.get as JsonObject)['200'] as JsonObject;
+    const secretResponse = responsesOf(paths['/v1/device-groups/{id}/provision-secret']?.get as JsonObject)[
+      '200'
+    ] as JsonObject;
     expect(secretResponse.description).toMatch(/SECRET-BEARING/);
-    expect(resolve((secretResponse.headers as Record<string, JsonObject>)['Cache-Control'] as JsonObject)).toMatchObject({ schema: { const: 'no-store' } });
+    expect(
+      resolve((secretResponse.headers as Record<string, JsonObject>)['Cache-Control'] as JsonObject),
+    ).toMatchObject({ schema: { const: 'no-store' } });
   });
 
   test('the secret read documents 429 with Retry-After; creation documents 201 with Location and the 200 retry', () => {
@@ -206,12 +231,31 @@ describe('request schemas agree with the zod schemas that validate requests', ()
   const ajv = new Ajv2020({ strict: false });
   addFormats(ajv);
   ajv.addSchema(openApiDocument, 'doc');
-  const documentAccepts = (name: string) => ajv.getSchema(`doc#/components/schemas/${name}`) as (value: unknown) => boolean;
+  const documentAccepts = (name: string) =>
+    ajv.getSchema(`doc#/components/schemas/${name}`) as (value: unknown) => boolean;
 
-  const idCandidates = fc.oneof(fc.stringMatching(/^[A-Za-z0-9._:-]{1,130}$/), fc.string({ maxLength: 10 }), fc.integer());
-  const secretCandidates = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 20 }), fc.constant(''), fc.integer(), fc.constant(null));
+  const idCandidates = fc.oneof(
+    fc.stringMatching(/^[A-Za-z0-9._:-]{1,130}$/),
+    fc.string({ maxLength: 10 }),
+    fc.integer(),
+  );
+  const secretCandidates = fc.oneof(
+    fc.string({ maxLength: 40 }),
+    fc.string({ unit: 'grapheme', maxLength: 20 }),
+    fc.constant(''),
+    fc.integer(),
+    fc.constant(null),
+  );
   const bodies = fc.oneof(
-    fc.record({ id: idCandidates, name: fc.option(fc.string({ maxLength: 300 })), provisionSecret: secretCandidates, extra: fc.string() }, { requiredKeys: [] }),
+    fc.record(
+      {
+        id: idCandidates,
+        name: fc.option(fc.string({ maxLength: 300 })),
+        provisionSecret: secretCandidates,
+        extra: fc.string(),
+      },
+      { requiredKeys: [] },
+    ),
     fc.anything(),
   );
 
@@ -230,13 +274,19 @@ describe('request schemas agree with the zod schemas that validate requests', ()
 
   test('RotateSecretRequest: the same agreement', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.record({ provisionSecret: secretCandidates, id: fc.string() }, { requiredKeys: [] }), fc.anything()), (body) => {
-        const zodAccepts = rotateSecretBody.safeParse(body).success;
-        const docAccepts = documentAccepts('RotateSecretRequest')(body);
-        if (zodAccepts) expect(docAccepts).toBe(true);
-        const secret = (body as { provisionSecret?: unknown } | null)?.provisionSecret;
-        if (typeof secret !== 'string' || /^[\x20-\x7e]*$/.test(secret)) expect(docAccepts).toBe(zodAccepts);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.record({ provisionSecret: secretCandidates, id: fc.string() }, { requiredKeys: [] }),
+          fc.anything(),
+        ),
+        (body) => {
+          const zodAccepts = rotateSecretBody.safeParse(body).success;
+          const docAccepts = documentAccepts('RotateSecretRequest')(body);
+          if (zodAccepts) expect(docAccepts).toBe(true);
+          const secret = (body as { provisionSecret?: unknown } | null)?.provisionSecret;
+          if (typeof secret !== 'string' || /^[\x20-\x7e]*$/.test(secret)) expect(docAccepts).toBe(zodAccepts);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -249,15 +299,29 @@ describe('real responses validate against the document', () => {
     await api.get('/readyz', { as: null });
     expect((await request(svc.url).get('/metrics')).status).toBe(200);
     await api.get('/metrics', { as: null });
-    const created = await api.post('/v1/device-groups', { id: 'doc.1', name: 'Documented', provisionSecret: 'ps-doc-1' });
+    const created = await api.post('/v1/device-groups', {
+      id: 'doc.1',
+      name: 'Documented',
+      provisionSecret: 'ps-doc-1',
+    });
     expect(created.status).toBe(201);
-    expect((await api.post('/v1/device-groups', { id: 'doc.1', name: 'Documented', provisionSecret: 'ps-doc-1' })).status).toBe(200);
+    expect(
+      (await api.post('/v1/device-groups', { id: 'doc.1', name: 'Documented', provisionSecret: 'ps-doc-1' })).status,
+    ).toBe(200);
     expect((await api.post('/v1/device-groups', { id: 'doc.1', provisionSecret: 'other' })).status).toBe(409);
     expect((await api.post('/v1/device-groups', { id: 'bad id', provisionSecret: 'x' })).status).toBe(400);
     await api.send('post', '/v1/device-groups', (test) => test.set('Content-Type', 'text/plain').send('x'));
-    await api.send('post', '/v1/device-groups', (test) => test.set('Content-Type', 'application/json').send(JSON.stringify({ id: 'doc.big', provisionSecret: 'x'.repeat(20_000) })));
-    await api.send('put', groupPath('doc.1', '/provision-secret'), (test) => test.set('Content-Type', 'text/plain').send('x'));
-    await api.send('put', groupPath('doc.1', '/provision-secret'), (test) => test.set('Content-Type', 'application/json').send(JSON.stringify({ provisionSecret: 'x'.repeat(20_000) })));
+    await api.send('post', '/v1/device-groups', (test) =>
+      test
+        .set('Content-Type', 'application/json')
+        .send(JSON.stringify({ id: 'doc.big', provisionSecret: 'x'.repeat(20_000) })),
+    );
+    await api.send('put', groupPath('doc.1', '/provision-secret'), (test) =>
+      test.set('Content-Type', 'text/plain').send('x'),
+    );
+    await api.send('put', groupPath('doc.1', '/provision-secret'), (test) =>
+      test.set('Content-Type', 'application/json').send(JSON.stringify({ provisionSecret: 'x'.repeat(20_000) })),
+    );
     await api.get('/v1/device-groups?limit=1');
     await api.get('/v1/device-groups?limit=0');
     await api.get(groupPath('doc.1'));
@@ -270,8 +334,16 @@ describe('real responses validate against the document', () => {
     expect((await api.get(groupPath('doc.1', '/provision-secret'), { as: CERT_WORKER })).status).toBe(429);
     await api.put(groupPath('doc.1', '/provision-secret'), { provisionSecret: 'ps-doc-2' });
     // Rotation's 409 comes from a concurrent rotation winning the race: burst until one loses.
-    for (let burst = 0; burst < 20 && !exercisedResponses.has('PUT /v1/device-groups/{id}/provision-secret 409'); burst += 1) {
-      await Promise.all([1, 2, 3, 4].map((index) => api.put(groupPath('doc.1', '/provision-secret'), { provisionSecret: `ps-doc-race-${index}` })));
+    for (
+      let burst = 0;
+      burst < 20 && !exercisedResponses.has('PUT /v1/device-groups/{id}/provision-secret 409');
+      burst += 1
+    ) {
+      await Promise.all(
+        [1, 2, 3, 4].map((index) =>
+          api.put(groupPath('doc.1', '/provision-secret'), { provisionSecret: `ps-doc-race-${index}` }),
+        ),
+      );
     }
     await api.put(groupPath('doc.none', '/provision-secret'), { provisionSecret: 'x' });
     await api.put('/v1/device-groups/bad%20id/provision-secret', { provisionSecret: 'x' });
@@ -290,7 +362,12 @@ describe('real responses validate against the document', () => {
     for (const { method, path } of documentedOperations.filter((operation) => operation.path.startsWith('/v1/'))) {
       const concrete = path.replace('{id}', 'doc.1');
       for (const options of [{ as: null }, { as: 'nobody-in-the-policy' }]) {
-        const body = method === 'post' ? { id: 'doc.1', provisionSecret: 'x' } : method === 'put' ? { provisionSecret: 'x' } : undefined;
+        const body =
+          method === 'post'
+            ? { id: 'doc.1', provisionSecret: 'x' }
+            : method === 'put'
+              ? { provisionSecret: 'x' }
+              : undefined;
         if (method === 'post') await api.post(concrete, body, options);
         else if (method === 'put') await api.put(concrete, body, options);
         else await api[method as 'get' | 'delete'](concrete, options);
@@ -301,7 +378,9 @@ describe('real responses validate against the document', () => {
     const keyless = await startTestService({ keyFileContent: 'not a key file' });
     try {
       const keylessApi = apiFor(keyless);
-      expect((await keylessApi.post('/v1/device-groups', { id: 'doc.keyless', provisionSecret: 'x' })).status).toBe(503);
+      expect((await keylessApi.post('/v1/device-groups', { id: 'doc.keyless', provisionSecret: 'x' })).status).toBe(
+        503,
+      );
       expect((await keylessApi.get('/readyz', { as: null })).status).toBe(503);
     } finally {
       await keyless.stop();
@@ -310,10 +389,16 @@ describe('real responses validate against the document', () => {
     // Every documented response except server faults that need a broken dependency (covered
     // by stored-envelope.test.ts and audit-events.test.ts, not reproducible per route here).
     const notReproducedHere = new Set([
-      ...documentedOperations.map(({ method, path }) => `${method.toUpperCase()} ${path} 500`).filter((key) => !key.includes('provision-secret 500') || key.startsWith('PUT')),
-      ...documentedOperations.map(({ method, path }) => `${method.toUpperCase()} ${path} 503`).filter((key) => !/^(POST \/v1\/device-groups|GET \/readyz) /.test(key)),
+      ...documentedOperations
+        .map(({ method, path }) => `${method.toUpperCase()} ${path} 500`)
+        .filter((key) => !key.includes('provision-secret 500') || key.startsWith('PUT')),
+      ...documentedOperations
+        .map(({ method, path }) => `${method.toUpperCase()} ${path} 503`)
+        .filter((key) => !/^(POST \/v1\/device-groups|GET \/readyz) /.test(key)),
     ]);
-    const expected = documentedOperations.flatMap(({ method, path, operation }) => Object.keys(operation.responses as object).map((status) => `${method.toUpperCase()} ${path} ${status}`));
+    const expected = documentedOperations.flatMap(({ method, path, operation }) =>
+      Object.keys(operation.responses as object).map((status) => `${method.toUpperCase()} ${path} ${status}`),
+    );
     const missing = expected.filter((key) => !notReproducedHere.has(key) && !exercisedResponses.has(key));
     expect(missing).toEqual([]);
   });

@@ -19,7 +19,10 @@ afterAll(() => svc.stop());
 const readSecret = (id: string) => api.get(groupPath(id, '/provision-secret'), { as: CERT_WORKER });
 
 async function envelopeOf(id: string): Promise<{ envelope: string; kek_id: string; secret_version: number }> {
-  const result = await svc.pool.query(`SELECT encode(provision_secret_envelope, 'hex') AS envelope, kek_id, secret_version FROM ota_groups WHERE id = $1`, [id]);
+  const result = await svc.pool.query(
+    `SELECT encode(provision_secret_envelope, 'hex') AS envelope, kek_id, secret_version FROM ota_groups WHERE id = $1`,
+    [id],
+  );
   return result.rows[0];
 }
 
@@ -50,7 +53,10 @@ describe('GET .../provision-secret', () => {
 
   test('a caller-supplied X-Request-Id is echoed and recorded in the audit row', async () => {
     await api.post('/v1/device-groups', { id: 'read.request-id', provisionSecret: 'ps' });
-    const res = await api.get(groupPath('read.request-id', '/provision-secret'), { as: CERT_WORKER, headers: { 'X-Request-Id': 'trace-abc.123' } });
+    const res = await api.get(groupPath('read.request-id', '/provision-secret'), {
+      as: CERT_WORKER,
+      headers: { 'X-Request-Id': 'trace-abc.123' },
+    });
     expect(res.headers['x-request-id']).toBe('trace-abc.123');
     expect(await auditRowsFor(svc.pool, { request_id: 'trace-abc.123' })).toHaveLength(1);
   });
@@ -70,7 +76,14 @@ describe('GET .../provision-secret', () => {
     expectProblem(res, 404, 'not-found');
     expect(res.headers['cache-control']).toBe('no-store');
     const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
-    expect(audit).toEqual([expect.objectContaining({ action: 'provision-secret.read', outcome: 'error', reason: 'not_found', group_id: 'read.nobody' })]);
+    expect(audit).toEqual([
+      expect.objectContaining({
+        action: 'provision-secret.read',
+        outcome: 'error',
+        reason: 'not_found',
+        group_id: 'read.nobody',
+      }),
+    ]);
   });
 });
 
@@ -80,7 +93,13 @@ describe('PUT .../provision-secret (rotation)', () => {
     const before = await envelopeOf('rotate.1');
     const res = await api.put(groupPath('rotate.1', '/provision-secret'), { provisionSecret: 'ps-new' });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: 'rotate.1', name: 'Rotate', secretVersion: 2, kekId: created.body.kekId, createdAt: created.body.createdAt });
+    expect(res.body).toMatchObject({
+      id: 'rotate.1',
+      name: 'Rotate',
+      secretVersion: 2,
+      kekId: created.body.kekId,
+      createdAt: created.body.createdAt,
+    });
     expect(Date.parse(res.body.updatedAt)).toBeGreaterThanOrEqual(Date.parse(created.body.updatedAt));
     expect(res.text).not.toMatch(/ps-old|ps-new/);
     const after = await envelopeOf('rotate.1');
@@ -95,7 +114,9 @@ describe('PUT .../provision-secret (rotation)', () => {
   test('rotating to the same secret still makes a new version with a new envelope', async () => {
     await api.post('/v1/device-groups', { id: 'rotate.same', provisionSecret: 'same' });
     const before = await envelopeOf('rotate.same');
-    expect((await api.put(groupPath('rotate.same', '/provision-secret'), { provisionSecret: 'same' })).body.secretVersion).toBe(2);
+    expect(
+      (await api.put(groupPath('rotate.same', '/provision-secret'), { provisionSecret: 'same' })).body.secretVersion,
+    ).toBe(2);
     expect((await envelopeOf('rotate.same')).envelope).not.toBe(before.envelope);
   });
 
@@ -113,7 +134,9 @@ describe('PUT .../provision-secret (rotation)', () => {
       expect(res.body.secretVersion).toBe(version);
     }
     expect((await readSecret('rotate.many')).body).toMatchObject({ provisionSecret: 's4', secretVersion: 4 });
-    const rotations = (await auditRowsFor(svc.pool, { group_id: 'rotate.many', action: 'provision-secret.rotate' })).map((row) => [row.outcome, row.secret_version]);
+    const rotations = (
+      await auditRowsFor(svc.pool, { group_id: 'rotate.many', action: 'provision-secret.rotate' })
+    ).map((row) => [row.outcome, row.secret_version]);
     expect(rotations).toEqual([
       ['ok', 2],
       ['ok', 3],
@@ -123,7 +146,11 @@ describe('PUT .../provision-secret (rotation)', () => {
 
   test('concurrent rotations never lose an update: each success has its own version, losers get 409', async () => {
     await api.post('/v1/device-groups', { id: 'rotate.race', provisionSecret: 'r0' });
-    const results = await Promise.all([1, 2, 3, 4, 5].map((index) => api.put(groupPath('rotate.race', '/provision-secret'), { provisionSecret: `r${index}` })));
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5].map((index) =>
+        api.put(groupPath('rotate.race', '/provision-secret'), { provisionSecret: `r${index}` }),
+      ),
+    );
     const successes = results.filter((res) => res.status === 200);
     expect(results.every((res) => res.status === 200 || res.status === 409)).toBe(true);
     const versions = successes.map((res) => res.body.secretVersion as number).sort();

@@ -17,7 +17,8 @@ const readAs = (subject: string, id = 'rate.1') => api.get(groupPath(id, '/provi
 beforeAll(async () => {
   svc = await startTestService({ env: { SECRET_READ_RATE_LIMIT_PER_MINUTE: '3' } });
   api = apiFor(svc);
-  for (const id of ['rate.1', 'rate.2']) expect((await api.post('/v1/device-groups', { id, provisionSecret: SECRET })).status).toBe(201);
+  for (const id of ['rate.1', 'rate.2'])
+    expect((await api.post('/v1/device-groups', { id, provisionSecret: SECRET })).status).toBe(201);
 });
 afterAll(() => svc.stop());
 
@@ -34,7 +35,13 @@ test('three reads pass, the fourth is 429 with Retry-After, audited, counted, wi
   expect(retryAfterSeconds).toBeLessThanOrEqual(60);
   expect(res.text).not.toContain(SECRET);
   expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
-    expect.objectContaining({ action: 'provision-secret.read', outcome: 'denied', reason: 'rate_limited', actor_subject: CERT_WORKER, group_id: 'rate.1' }),
+    expect.objectContaining({
+      action: 'provision-secret.read',
+      outcome: 'denied',
+      reason: 'rate_limited',
+      actor_subject: CERT_WORKER,
+      group_id: 'rate.1',
+    }),
   ]);
   expect(await counterValue(svc, 'provsec_auth_failures_total', { reason: 'rate_limited' })).toBe(limitedBefore + 1);
   expect(await counterValue(svc, 'provsec_secret_reads_total', { outcome: 'denied' })).toBe(deniedBefore + 1);
@@ -61,7 +68,8 @@ test('the limited caller’s other routes are unaffected', async () => {
 });
 
 test('a refused token is 401 every time, never 429: authentication comes before the limiter', async () => {
-  for (let attempt = 0; attempt < 5; attempt += 1) expect((await api.get(groupPath('rate.1', '/provision-secret'), { token: 'not.a.token' })).status).toBe(401);
+  for (let attempt = 0; attempt < 5; attempt += 1)
+    expect((await api.get(groupPath('rate.1', '/provision-secret'), { token: 'not.a.token' })).status).toBe(401);
 });
 
 test('a caller without the permission is 403 every time, never 429: authorization comes before the limiter', async () => {

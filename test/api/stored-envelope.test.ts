@@ -21,7 +21,8 @@ beforeAll(async () => {
 afterAll(() => svc.stop());
 
 async function createGroups(...ids: string[]): Promise<void> {
-  for (const id of ids) expect((await api.post('/v1/device-groups', { id, provisionSecret: secretOf(id) })).status).toBe(201);
+  for (const id of ids)
+    expect((await api.post('/v1/device-groups', { id, provisionSecret: secretOf(id) })).status).toBe(201);
 }
 
 /** Reads `id` and proves the fail-closed answer; returns the audit reason recorded. */
@@ -93,13 +94,17 @@ test('an old envelope put back after a rotation (a rollback) is refused', async 
   await createGroups('version.rollback');
   const old = await svc.pool.query(`SELECT provision_secret_envelope FROM ota_groups WHERE id = 'version.rollback'`);
   await api.put(groupPath('version.rollback', '/provision-secret'), { provisionSecret: 'ps-envelope-rotated' });
-  await svc.pool.query(`UPDATE ota_groups SET provision_secret_envelope = $1 WHERE id = 'version.rollback'`, [old.rows[0].provision_secret_envelope]);
+  await svc.pool.query(`UPDATE ota_groups SET provision_secret_envelope = $1 WHERE id = 'version.rollback'`, [
+    old.rows[0].provision_secret_envelope,
+  ]);
   await expectFailsClosed('version.rollback', 'decryption_failed', ['ps-envelope-rotated']);
 });
 
 test('a kek_id the key source does not hold is refused without guessing another key', async () => {
   await createGroups('kek.unknown');
-  await svc.pool.query(`UPDATE ota_groups SET kek_id = 'kek_00000000000000000000000000000000' WHERE id = 'kek.unknown'`);
+  await svc.pool.query(
+    `UPDATE ota_groups SET kek_id = 'kek_00000000000000000000000000000000' WHERE id = 'kek.unknown'`,
+  );
   await expectFailsClosed('kek.unknown', 'kek_unavailable');
 });
 
@@ -112,15 +117,21 @@ test('a malformed kek_id in the row is refused', async () => {
 test('a flipped bit anywhere in the wrapped data key or ciphertext is refused', async () => {
   await createGroups('tamper.tail', 'tamper.middle');
   // The last byte is in the secret's authentication tag; the middle one in the wrapped data key or ciphertext.
-  await svc.pool.query(`UPDATE ota_groups SET provision_secret_envelope = set_byte(provision_secret_envelope, length(provision_secret_envelope) - 1, get_byte(provision_secret_envelope, length(provision_secret_envelope) - 1) # 1) WHERE id = 'tamper.tail'`);
-  await svc.pool.query(`UPDATE ota_groups SET provision_secret_envelope = set_byte(provision_secret_envelope, length(provision_secret_envelope) / 2, get_byte(provision_secret_envelope, length(provision_secret_envelope) / 2) # 128) WHERE id = 'tamper.middle'`);
+  await svc.pool.query(
+    `UPDATE ota_groups SET provision_secret_envelope = set_byte(provision_secret_envelope, length(provision_secret_envelope) - 1, get_byte(provision_secret_envelope, length(provision_secret_envelope) - 1) # 1) WHERE id = 'tamper.tail'`,
+  );
+  await svc.pool.query(
+    `UPDATE ota_groups SET provision_secret_envelope = set_byte(provision_secret_envelope, length(provision_secret_envelope) / 2, get_byte(provision_secret_envelope, length(provision_secret_envelope) / 2) # 128) WHERE id = 'tamper.middle'`,
+  );
   await expectFailsClosed('tamper.tail', 'decryption_failed');
   await expectFailsClosed('tamper.middle', 'decryption_failed');
 });
 
 test('a truncated envelope is refused as malformed', async () => {
   await createGroups('tamper.truncated');
-  await svc.pool.query(`UPDATE ota_groups SET provision_secret_envelope = substring(provision_secret_envelope from 1 for 20) WHERE id = 'tamper.truncated'`);
+  await svc.pool.query(
+    `UPDATE ota_groups SET provision_secret_envelope = substring(provision_secret_envelope from 1 for 20) WHERE id = 'tamper.truncated'`,
+  );
   await expectFailsClosed('tamper.truncated', 'malformed_envelope');
 });
 

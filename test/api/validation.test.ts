@@ -21,7 +21,11 @@ beforeAll(async () => {
 afterAll(() => svc.stop());
 
 /** Runs `send`, expects a problem of `status`, and proves ota_groups is byte-for-byte as before. */
-async function expectRejectedUnchanged(send: () => Promise<import('supertest').Response>, status: number, kind?: string): Promise<Record<string, unknown>> {
+async function expectRejectedUnchanged(
+  send: () => Promise<import('supertest').Response>,
+  status: number,
+  kind?: string,
+): Promise<Record<string, unknown>> {
   const before = await snapshotGroups(svc.pool);
   const res = await send();
   expectProblem(res, status, kind);
@@ -46,12 +50,20 @@ describe('POST /v1/device-groups bodies', () => {
     ['a number', 42, /not valid JSON/],
     ['null', null, /not valid JSON/],
     ['an empty object', {}, /id: .*provisionSecret: /],
-    ['an unknown field', { id: 'v.unknown', provisionSecret: secret(), secretVersion: 7 }, /unknown field\(s\) "secretVersion"/],
+    [
+      'an unknown field',
+      { id: 'v.unknown', provisionSecret: secret(), secretVersion: 7 },
+      /unknown field\(s\) "secretVersion"/,
+    ],
     ['the secret under a misspelt name', { id: 'v.misspelt', provisionsecret: secret() }, /unknown field/],
     ['id of the wrong type', { id: 12, provisionSecret: secret() }, /id: /],
     ['name of the wrong type', { id: 'v.name-type', name: 5, provisionSecret: secret() }, /name: /],
     ['secret of the wrong type (number)', { id: 'v.secret-type', provisionSecret: 1234 }, /provisionSecret: /],
-    ['secret of the wrong type (object)', { id: 'v.secret-object', provisionSecret: { value: secret() } }, /provisionSecret: /],
+    [
+      'secret of the wrong type (object)',
+      { id: 'v.secret-object', provisionSecret: { value: secret() } },
+      /provisionSecret: /,
+    ],
     ['secret of the wrong type (array)', { id: 'v.secret-array', provisionSecret: [secret()] }, /provisionSecret: /],
     ['id with a space', { id: 'v bad', provisionSecret: secret() }, /id: must be 1-128 characters/],
     ['id with a slash', { id: 'v/bad', provisionSecret: secret() }, /id: must be 1-128 characters/],
@@ -59,28 +71,63 @@ describe('POST /v1/device-groups bodies', () => {
     ['id with a newline', { id: 'v.bad\n', provisionSecret: secret() }, /id: /],
     ['empty id', { id: '', provisionSecret: secret() }, /id: /],
     ['id of 129 characters', { id: 'a'.repeat(129), provisionSecret: secret() }, /id: /],
-    ['name of 257 characters', { id: 'v.long-name', name: 'n'.repeat(257), provisionSecret: secret() }, /name: must be at most 256 characters/],
+    [
+      'name of 257 characters',
+      { id: 'v.long-name', name: 'n'.repeat(257), provisionSecret: secret() },
+      /name: must be at most 256 characters/,
+    ],
     ['empty secret', { id: 'v.empty', provisionSecret: '' }, /provisionSecret: must not be empty/],
-    ['secret of 4097 ASCII bytes', { id: 'v.4097', provisionSecret: overBytes('x', 4097 - MARK.length) }, /at most 4096 bytes/],
-    ['secret of 4098 bytes in 3-byte characters (1366 code points)', { id: 'v.euro', provisionSecret: '€'.repeat(1366) }, /at most 4096 bytes/],
-    ['secret of 4097 bytes: 4-byte characters plus one', { id: 'v.emoji', provisionSecret: `${'🔑'.repeat(1024)}x` }, /at most 4096 bytes/],
-    ['secret with a lone high surrogate', { id: 'v.surrogate-high', provisionSecret: `${secret()}\ud800` }, /valid Unicode/],
-    ['secret with a lone low surrogate', { id: 'v.surrogate-low', provisionSecret: `\udc00${secret()}` }, /valid Unicode/],
+    [
+      'secret of 4097 ASCII bytes',
+      { id: 'v.4097', provisionSecret: overBytes('x', 4097 - MARK.length) },
+      /at most 4096 bytes/,
+    ],
+    [
+      'secret of 4098 bytes in 3-byte characters (1366 code points)',
+      { id: 'v.euro', provisionSecret: '€'.repeat(1366) },
+      /at most 4096 bytes/,
+    ],
+    [
+      'secret of 4097 bytes: 4-byte characters plus one',
+      { id: 'v.emoji', provisionSecret: `${'🔑'.repeat(1024)}x` },
+      /at most 4096 bytes/,
+    ],
+    [
+      'secret with a lone high surrogate',
+      { id: 'v.surrogate-high', provisionSecret: `${secret()}\ud800` },
+      /valid Unicode/,
+    ],
+    [
+      'secret with a lone low surrogate',
+      { id: 'v.surrogate-low', provisionSecret: `\udc00${secret()}` },
+      /valid Unicode/,
+    ],
   ])('%s is 400 naming the rule, and nothing is stored', async (_name, body, reason) => {
-    const problem = await expectRejectedUnchanged(() => sendJsonText('post', '/v1/device-groups', JSON.stringify(body)), 400);
+    const problem = await expectRejectedUnchanged(
+      () => sendJsonText('post', '/v1/device-groups', JSON.stringify(body)),
+      400,
+    );
     expect(problem.type).toMatch(/\/(bad-request|malformed-json)$/);
     expect(problem.detail).toMatch(reason);
   });
 
   test('the limits themselves are accepted: id of 128, name of 256, secret of exactly 4096 bytes', async () => {
     const id = 'b'.repeat(128);
-    const res = await api.post('/v1/device-groups', { id, name: 'n'.repeat(256), provisionSecret: `${'é'.repeat(2047)}xy` });
+    const res = await api.post('/v1/device-groups', {
+      id,
+      name: 'n'.repeat(256),
+      provisionSecret: `${'é'.repeat(2047)}xy`,
+    });
     expect(res.status).toBe(201);
     await api.delete(groupPath(id));
   });
 
   test('malformed JSON is 400 malformed-json', async () => {
-    await expectRejectedUnchanged(() => sendJsonText('post', '/v1/device-groups', `{"id":"v.json","provisionSecret":"${MARK}"`), 400, 'malformed-json');
+    await expectRejectedUnchanged(
+      () => sendJsonText('post', '/v1/device-groups', `{"id":"v.json","provisionSecret":"${MARK}"`),
+      400,
+      'malformed-json',
+    );
   });
 
   test('duplicate JSON keys are not a way to smuggle a second secret past validation', async () => {
@@ -97,16 +144,26 @@ describe('POST /v1/device-groups bodies', () => {
   test.each([
     ['text/plain', (body: string) => body],
     ['application/x-www-form-urlencoded', () => `id=v.form&provisionSecret=${MARK}`],
-    ['multipart/form-data; boundary=x', () => `--x\r\nContent-Disposition: form-data; name="id"\r\n\r\nv.multi\r\n--x--\r\n`],
+    [
+      'multipart/form-data; boundary=x',
+      () => `--x\r\nContent-Disposition: form-data; name="id"\r\n\r\nv.multi\r\n--x--\r\n`,
+    ],
     ['application/xml', () => `<group id="v.xml">${MARK}</group>`],
   ])('Content-Type %s is 415', async (contentType, makeBody) => {
     const body = makeBody(JSON.stringify({ id: 'v.ct', provisionSecret: secret() }));
-    await expectRejectedUnchanged(() => sendJsonText('post', '/v1/device-groups', body, contentType), 415, 'unsupported-media-type');
+    await expectRejectedUnchanged(
+      () => sendJsonText('post', '/v1/device-groups', body, contentType),
+      415,
+      'unsupported-media-type',
+    );
   });
 
   test('a JSON body in an unsupported charset is 415', async () => {
     const body = JSON.stringify({ id: 'v.charset', provisionSecret: secret() });
-    await expectRejectedUnchanged(() => sendJsonText('post', '/v1/device-groups', body, 'application/json; charset=ibm037'), 415);
+    await expectRejectedUnchanged(
+      () => sendJsonText('post', '/v1/device-groups', body, 'application/json; charset=ibm037'),
+      415,
+    );
   });
 });
 
@@ -127,7 +184,10 @@ describe('PUT .../provision-secret bodies leave the stored secret as it was', ()
 
   test('a text/plain body is 415 and an oversize one 413', async () => {
     await expectRejectedUnchanged(() => sendJsonText('put', path, secret(), 'text/plain'), 415);
-    await expectRejectedUnchanged(() => sendJsonText('put', path, JSON.stringify({ provisionSecret: MARK + 'y'.repeat(20_000) })), 413);
+    await expectRejectedUnchanged(
+      () => sendJsonText('put', path, JSON.stringify({ provisionSecret: MARK + 'y'.repeat(20_000) })),
+      413,
+    );
   });
 
   test('afterwards the group still holds version 1 of its original secret', async () => {
@@ -151,10 +211,18 @@ describe('path ids', () => {
       ['get', '/provision-secret'],
     ] as const) {
       const subject = suffix ? 'system:serviceaccount:provisioning:cert-worker' : 'management-api';
-      const problem = await expectRejectedUnchanged(() => api[method](`/v1/device-groups/${rawId}${suffix}`, { as: subject }), 400, 'bad-request');
+      const problem = await expectRejectedUnchanged(
+        () => api[method](`/v1/device-groups/${rawId}${suffix}`, { as: subject }),
+        400,
+        'bad-request',
+      );
       expect(problem.detail).toMatch(/Invalid path/);
     }
-    await expectRejectedUnchanged(() => api.put(`/v1/device-groups/${rawId}/provision-secret`, { provisionSecret: secret() }), 400, 'bad-request');
+    await expectRejectedUnchanged(
+      () => api.put(`/v1/device-groups/${rawId}/provision-secret`, { provisionSecret: secret() }),
+      400,
+      'bad-request',
+    );
   });
 });
 
@@ -191,7 +259,11 @@ describe('query parameters', () => {
     ['actor=' + 'a'.repeat(513), /actor/],
     ['secret=1', /unknown field/],
   ])('GET /v1/audit-events?%s is 400', async (query, reason) => {
-    const problem = await expectRejectedUnchanged(() => api.get(`/v1/audit-events?${query}`, { as: 'auditor' }), 400, 'bad-request');
+    const problem = await expectRejectedUnchanged(
+      () => api.get(`/v1/audit-events?${query}`, { as: 'auditor' }),
+      400,
+      'bad-request',
+    );
     expect(problem.detail).toMatch(reason);
   });
 

@@ -6,11 +6,20 @@ import { PolicyError } from '../../src/auth/errors';
 import type { Principal } from '../../src/auth/principal';
 
 const K8S = 'https://kubernetes.default.svc.cluster.local';
-const who = (subject: string, issuer = K8S): Principal => ({ issuer, subject, expiresAt: new Date(Date.now() + 60_000) });
+const who = (subject: string, issuer = K8S): Principal => ({
+  issuer,
+  subject,
+  expiresAt: new Date(Date.now() + 60_000),
+});
 
 const policy = AccessPolicy.fromJson({
   rules: [
-    { subject: 'system:serviceaccount:provisioning:cert-worker', issuer: K8S, permissions: ['provision-secret:read'], groups: ['fleet-*', 'lab-?'] },
+    {
+      subject: 'system:serviceaccount:provisioning:cert-worker',
+      issuer: K8S,
+      permissions: ['provision-secret:read'],
+      groups: ['fleet-*', 'lab-?'],
+    },
     { subject: 'system:serviceaccount:provisioning:*', permissions: ['device-groups:read'] },
     { subject: 'management-api', permissions: ['device-groups:read', 'device-groups:write', 'audit:read'] },
   ],
@@ -18,9 +27,15 @@ const policy = AccessPolicy.fromJson({
 
 describe('subjects', () => {
   test('an exact subject matches only itself', () => {
-    expect(policy.can(who('system:serviceaccount:provisioning:cert-worker'), 'provision-secret:read', 'fleet-1')).toBe(true);
-    expect(policy.can(who('system:serviceaccount:provisioning:cert-worker-2'), 'provision-secret:read', 'fleet-1')).toBe(false);
-    expect(policy.can(who('system:serviceaccount:provisioning:cert-worke'), 'provision-secret:read', 'fleet-1')).toBe(false);
+    expect(policy.can(who('system:serviceaccount:provisioning:cert-worker'), 'provision-secret:read', 'fleet-1')).toBe(
+      true,
+    );
+    expect(
+      policy.can(who('system:serviceaccount:provisioning:cert-worker-2'), 'provision-secret:read', 'fleet-1'),
+    ).toBe(false);
+    expect(policy.can(who('system:serviceaccount:provisioning:cert-worke'), 'provision-secret:read', 'fleet-1')).toBe(
+      false,
+    );
   });
 
   test('a subject ending in * matches by prefix, and only by prefix', () => {
@@ -31,13 +46,21 @@ describe('subjects', () => {
   });
 
   test('a prefix rule grants nothing beyond its permissions', () => {
-    expect(policy.can(who('system:serviceaccount:provisioning:anything'), 'provision-secret:read', 'fleet-1')).toBe(false);
+    expect(policy.can(who('system:serviceaccount:provisioning:anything'), 'provision-secret:read', 'fleet-1')).toBe(
+      false,
+    );
   });
 });
 
 describe('issuer restriction', () => {
   test('a rule with issuer does not match the same subject from another issuer', () => {
-    expect(policy.can(who('system:serviceaccount:provisioning:cert-worker', 'provsec-dev'), 'provision-secret:read', 'fleet-1')).toBe(false);
+    expect(
+      policy.can(
+        who('system:serviceaccount:provisioning:cert-worker', 'provsec-dev'),
+        'provision-secret:read',
+        'fleet-1',
+      ),
+    ).toBe(false);
   });
 
   test('a rule without issuer matches the subject from any trusted issuer', () => {
@@ -70,7 +93,10 @@ describe('groups', () => {
   test('groupFilter keeps only the groups a principal may use the permission on', () => {
     const visible = policy.groupFilter(worker, 'provision-secret:read');
     expect(['fleet-1', 'lab-b', 'factory-1', 'lab-bb'].filter(visible)).toEqual(['fleet-1', 'lab-b']);
-    expect(['fleet-1', 'factory-1'].filter(policy.groupFilter(worker, 'device-groups:read'))).toEqual(['fleet-1', 'factory-1']);
+    expect(['fleet-1', 'factory-1'].filter(policy.groupFilter(worker, 'device-groups:read'))).toEqual([
+      'fleet-1',
+      'factory-1',
+    ]);
     expect(['fleet-1'].filter(policy.groupFilter(worker, 'keys:admin'))).toEqual([]);
   });
 
@@ -81,7 +107,13 @@ describe('groups', () => {
 });
 
 test('no rule, no access: an unknown subject gets nothing, for every permission', () => {
-  for (const permission of ['device-groups:read', 'device-groups:write', 'provision-secret:read', 'audit:read', 'keys:admin'] as const) {
+  for (const permission of [
+    'device-groups:read',
+    'device-groups:write',
+    'provision-secret:read',
+    'audit:read',
+    'keys:admin',
+  ] as const) {
     expect(policy.can(who('stranger'), permission)).toBe(false);
     expect(policy.can(who('stranger'), permission, 'fleet-1')).toBe(false);
     expect(policy.groupFilter(who('stranger'), permission)('fleet-1')).toBe(false);
@@ -93,18 +125,66 @@ describe('invalid policies are refused with one clear line', () => {
     ['not an object', [], 'policy: '],
     ['no rules member', {}, 'rules: '],
     ['empty rules', { rules: [] }, 'rules: must hold at least one rule'],
-    ['an unknown top-level member', { rules: [{ subject: 'a', permissions: ['audit:read'] }], rule: [] }, 'policy: has unknown member "rule"'],
-    ['a misspelt rule member', { rules: [{ subject: 'a', permission: ['audit:read'] }] }, 'rules[0].permissions: is required; rules[0]: has unknown member "permission"'],
-    ['an unknown permission', { rules: [{ subject: 'a', permissions: ['provision-secret:write'] }] }, 'rules[0].permissions[0]: must be one of device-groups:read'],
-    ['no permissions', { rules: [{ subject: 'a', permissions: [] }] }, 'rules[0].permissions: must list at least one permission'],
-    ['an empty subject', { rules: [{ subject: '', permissions: ['audit:read'] }] }, 'rules[0].subject: must not be empty'],
-    ['a subject that is not a string', { rules: [{ subject: 7, permissions: ['audit:read'] }] }, 'rules[0].subject: must be a string'],
-    ['a * inside a subject', { rules: [{ subject: 'system:*:cert-worker', permissions: ['audit:read'] }] }, 'rules[0].subject: may contain "*" only as its last character'],
-    ['a bare * without issuer', { rules: [{ subject: '*', permissions: ['audit:read'] }] }, 'rules[0].subject: subject "*" matches everyone and needs an "issuer"'],
-    ['an empty issuer', { rules: [{ subject: 'a', issuer: '', permissions: ['audit:read'] }] }, 'rules[0].issuer: must not be empty'],
-    ['a group pattern with regex syntax', { rules: [{ subject: 'a', permissions: ['audit:read'], groups: ['fleet-(1|2)'] }] }, 'rules[0].groups[0]: must be a group id glob'],
-    ['an empty groups list', { rules: [{ subject: 'a', permissions: ['audit:read'], groups: [] }] }, 'rules[0].groups: must list at least one group pattern'],
-    ['groups as a string', { rules: [{ subject: 'a', permissions: ['audit:read'], groups: '*' }] }, 'rules[0].groups: must be an array of group patterns'],
+    [
+      'an unknown top-level member',
+      { rules: [{ subject: 'a', permissions: ['audit:read'] }], rule: [] },
+      'policy: has unknown member "rule"',
+    ],
+    [
+      'a misspelt rule member',
+      { rules: [{ subject: 'a', permission: ['audit:read'] }] },
+      'rules[0].permissions: is required; rules[0]: has unknown member "permission"',
+    ],
+    [
+      'an unknown permission',
+      { rules: [{ subject: 'a', permissions: ['provision-secret:write'] }] },
+      'rules[0].permissions[0]: must be one of device-groups:read',
+    ],
+    [
+      'no permissions',
+      { rules: [{ subject: 'a', permissions: [] }] },
+      'rules[0].permissions: must list at least one permission',
+    ],
+    [
+      'an empty subject',
+      { rules: [{ subject: '', permissions: ['audit:read'] }] },
+      'rules[0].subject: must not be empty',
+    ],
+    [
+      'a subject that is not a string',
+      { rules: [{ subject: 7, permissions: ['audit:read'] }] },
+      'rules[0].subject: must be a string',
+    ],
+    [
+      'a * inside a subject',
+      { rules: [{ subject: 'system:*:cert-worker', permissions: ['audit:read'] }] },
+      'rules[0].subject: may contain "*" only as its last character',
+    ],
+    [
+      'a bare * without issuer',
+      { rules: [{ subject: '*', permissions: ['audit:read'] }] },
+      'rules[0].subject: subject "*" matches everyone and needs an "issuer"',
+    ],
+    [
+      'an empty issuer',
+      { rules: [{ subject: 'a', issuer: '', permissions: ['audit:read'] }] },
+      'rules[0].issuer: must not be empty',
+    ],
+    [
+      'a group pattern with regex syntax',
+      { rules: [{ subject: 'a', permissions: ['audit:read'], groups: ['fleet-(1|2)'] }] },
+      'rules[0].groups[0]: must be a group id glob',
+    ],
+    [
+      'an empty groups list',
+      { rules: [{ subject: 'a', permissions: ['audit:read'], groups: [] }] },
+      'rules[0].groups: must list at least one group pattern',
+    ],
+    [
+      'groups as a string',
+      { rules: [{ subject: 'a', permissions: ['audit:read'], groups: '*' }] },
+      'rules[0].groups: must be an array of group patterns',
+    ],
   ];
   test.each(cases)('%s', (_name, json, expected) => {
     let thrown: unknown;
@@ -121,7 +201,9 @@ describe('invalid policies are refused with one clear line', () => {
   });
 
   test('a bare * with an issuer is allowed (everyone of that issuer)', () => {
-    const open = AccessPolicy.fromJson({ rules: [{ subject: '*', issuer: 'provsec-dev', permissions: ['device-groups:read'] }] });
+    const open = AccessPolicy.fromJson({
+      rules: [{ subject: '*', issuer: 'provsec-dev', permissions: ['device-groups:read'] }],
+    });
     expect(open.can(who('anyone', 'provsec-dev'), 'device-groups:read', 'g')).toBe(true);
     expect(open.can(who('anyone', K8S), 'device-groups:read', 'g')).toBe(false);
   });
@@ -148,7 +230,11 @@ describe('loading from a file', () => {
     const dev = await AccessPolicy.load(join(__dirname, '..', '..', 'config', 'dev-policy.json'));
     const management = who('management-api', 'provsec-dev');
     const worker = who('cert-worker-1', 'provsec-dev');
-    expect((['device-groups:read', 'device-groups:write', 'audit:read', 'keys:admin'] as const).every((p) => dev.can(management, p, 'g'))).toBe(true);
+    expect(
+      (['device-groups:read', 'device-groups:write', 'audit:read', 'keys:admin'] as const).every((p) =>
+        dev.can(management, p, 'g'),
+      ),
+    ).toBe(true);
     expect(dev.can(management, 'provision-secret:read', 'g')).toBe(false);
     expect(dev.can(worker, 'provision-secret:read', 'g')).toBe(true);
     expect(dev.can(worker, 'device-groups:read', 'g')).toBe(true);
@@ -164,6 +250,8 @@ describe('loading from a file', () => {
     await expect(AccessPolicy.load(broken)).rejects.toThrow(new RegExp(`^access policy ${broken} is not valid JSON`));
     const invalid = join(folder, 'invalid.json');
     await writeFile(invalid, JSON.stringify({ rules: [{ subject: 'a', permissions: ['root'] }] }));
-    await expect(AccessPolicy.load(invalid)).rejects.toThrow(`access policy ${invalid} is invalid: rules[0].permissions[0]: must be one of`);
+    await expect(AccessPolicy.load(invalid)).rejects.toThrow(
+      `access policy ${invalid} is invalid: rules[0].permissions[0]: must be one of`,
+    );
   });
 });

@@ -28,7 +28,9 @@ test('the key pair is created on first use: private key 0600 in a 0700 folder, p
   expect((await stat(join(folder, 'signing-key.pem'))).mode & 0o777).toBe(0o600);
   expect((await readdir(folder)).sort()).toEqual(['jwks.json', 'signing-key.pem']);
   const jwks = JSON.parse(await readFile(signer.jwksFile, 'utf8'));
-  expect(jwks.keys).toEqual([expect.objectContaining({ kty: 'OKP', crv: 'Ed25519', kid: signer.keyId, alg: 'EdDSA', use: 'sig' })]);
+  expect(jwks.keys).toEqual([
+    expect.objectContaining({ kty: 'OKP', crv: 'Ed25519', kid: signer.keyId, alg: 'EdDSA', use: 'sig' }),
+  ]);
   expect(jwks.keys[0]).not.toHaveProperty('d');
 });
 
@@ -104,7 +106,9 @@ test('a private key file others can read is refused, like ssh does', async () =>
   const keyFile = join(stateDir, 'dev-auth', 'signing-key.pem');
   await chmod(keyFile, 0o644);
   await expect(ensureDevSigner(stateDir, notProduction)).rejects.toThrow(AuthConfigError);
-  await expect(ensureDevSigner(stateDir, notProduction)).rejects.toThrow(/readable by others \(mode 644\); run chmod 600/);
+  await expect(ensureDevSigner(stateDir, notProduction)).rejects.toThrow(
+    /readable by others \(mode 644\); run chmod 600/,
+  );
 });
 
 test('a private key path that is a symlink is refused', async () => {

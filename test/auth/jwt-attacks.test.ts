@@ -84,29 +84,42 @@ describe('algorithm confusion: HS256 keyed with the issuer public key', () => {
     ['JWK text', () => JSON.stringify(rsaKey.publicJwk)],
   ];
   test.each(forms)('HMAC keyed by the public key as %s is refused', async (_form, publicKeyBytes) => {
-    const token = buildToken({ alg: 'HS256', kid: rsaKey.kid, typ: 'JWT' }, validClaims(ISSUER), (input) => hmacSignature(publicKeyBytes(), input));
+    const token = buildToken({ alg: 'HS256', kid: rsaKey.kid, typ: 'JWT' }, validClaims(ISSUER), (input) =>
+      hmacSignature(publicKeyBytes(), input),
+    );
     expect(await reasonFor(token)).toBe('algorithm_not_allowed');
   });
 
-  test.each(['HS384', 'HS512', 'PS256', 'RS512', 'ES384', 'ES256K', 'Ed25519', 'RSA-OAEP', ''])('alg "%s" outside the allow-list is refused', async (alg) => {
-    const token = buildToken({ alg, kid: rsaKey.kid }, validClaims(ISSUER), (input) => signatureFor('RS256', rsaKey.privateKey, input));
-    expect(await reasonFor(token)).toBe('algorithm_not_allowed');
-  });
+  test.each(['HS384', 'HS512', 'PS256', 'RS512', 'ES384', 'ES256K', 'Ed25519', 'RSA-OAEP', ''])(
+    'alg "%s" outside the allow-list is refused',
+    async (alg) => {
+      const token = buildToken({ alg, kid: rsaKey.kid }, validClaims(ISSUER), (input) =>
+        signatureFor('RS256', rsaKey.privateKey, input),
+      );
+      expect(await reasonFor(token)).toBe('algorithm_not_allowed');
+    },
+  );
 });
 
 describe('algorithm substitution', () => {
   test('an ES256 header on the RSA key id is refused', async () => {
-    const token = buildToken({ alg: 'ES256', kid: rsaKey.kid }, validClaims(ISSUER), (input) => signatureFor('ES256', attackerEcKey.privateKey, input));
+    const token = buildToken({ alg: 'ES256', kid: rsaKey.kid }, validClaims(ISSUER), (input) =>
+      signatureFor('ES256', attackerEcKey.privateKey, input),
+    );
     expect(await reasonFor(token)).toBe('unknown_key');
   });
 
   test('an RS256 header on the EC key id is refused', async () => {
-    const token = buildToken({ alg: 'RS256', kid: ecKey.kid }, validClaims(ISSUER), (input) => signatureFor('RS256', attackerRsaKey.privateKey, input));
+    const token = buildToken({ alg: 'RS256', kid: ecKey.kid }, validClaims(ISSUER), (input) =>
+      signatureFor('RS256', attackerRsaKey.privateKey, input),
+    );
     expect(await reasonFor(token)).toBe('unknown_key');
   });
 
   test('an EdDSA header on the EC key id is refused', async () => {
-    const token = buildToken({ alg: 'EdDSA', kid: ecKey.kid }, validClaims(ISSUER), (input) => signatureFor('EdDSA', edKey.privateKey, input));
+    const token = buildToken({ alg: 'EdDSA', kid: ecKey.kid }, validClaims(ISSUER), (input) =>
+      signatureFor('EdDSA', edKey.privateKey, input),
+    );
     expect(await reasonFor(token)).toBe('unknown_key');
   });
 });
@@ -118,7 +131,9 @@ test('foreign key under a trusted kid: signed by an attacker key with the right 
 
 test('unknown kid: refused, and a flood of them does not refetch the key set inside the cooldown', async () => {
   const fetchesBefore = server.hits('/jwks');
-  const floods = Array.from({ length: 50 }, (_, index) => signedToken({ ...attackerRsaKey, kid: `made-up-${index}` }, validClaims(ISSUER)));
+  const floods = Array.from({ length: 50 }, (_, index) =>
+    signedToken({ ...attackerRsaKey, kid: `made-up-${index}` }, validClaims(ISSUER)),
+  );
   const reasons = await Promise.all(floods.map(reasonFor));
   expect(new Set(reasons)).toEqual(new Set(['unknown_key']));
   expect(server.hits('/jwks')).toBe(fetchesBefore);
@@ -137,29 +152,39 @@ describe('embedded jwk', () => {
 });
 
 describe('jku / x5u injection', () => {
-  test.each(['jku', 'x5u'])('a %s header pointing at the attacker key set is refused and never fetched', async (parameter) => {
-    const token = signedToken(attackerRsaKey, validClaims(ISSUER), { [parameter]: `${server.origin}/attacker/jwks` });
-    expect(await reasonFor(token)).toBe('forbidden_header');
-    expect(server.hits('/attacker/jwks')).toBe(0);
-  });
+  test.each(['jku', 'x5u'])(
+    'a %s header pointing at the attacker key set is refused and never fetched',
+    async (parameter) => {
+      const token = signedToken(attackerRsaKey, validClaims(ISSUER), { [parameter]: `${server.origin}/attacker/jwks` });
+      expect(await reasonFor(token)).toBe('forbidden_header');
+      expect(server.hits('/attacker/jwks')).toBe(0);
+    },
+  );
 });
 
 test('x5c injection: an attacker certificate chain in the header is refused', async () => {
-  const attackerCertificateLike = createPublicKey(attackerRsaKey.privateKey).export({ format: 'der', type: 'spki' }).toString('base64');
+  const attackerCertificateLike = createPublicKey(attackerRsaKey.privateKey)
+    .export({ format: 'der', type: 'spki' })
+    .toString('base64');
   const token = signedToken(attackerRsaKey, validClaims(ISSUER), { kid: undefined, x5c: [attackerCertificateLike] });
   expect(await reasonFor(token)).toBe('forbidden_header');
 });
 
 describe('kid injection', () => {
   test('kid "../../dev/null" with HS256 under an empty key is refused', async () => {
-    const token = buildToken({ alg: 'HS256', kid: '../../dev/null' }, validClaims(ISSUER), (input) => hmacSignature('', input));
+    const token = buildToken({ alg: 'HS256', kid: '../../dev/null' }, validClaims(ISSUER), (input) =>
+      hmacSignature('', input),
+    );
     expect(await reasonFor(token)).toBe('algorithm_not_allowed');
   });
 
-  test.each(['../../dev/null', "x' UNION SELECT 'attacker-key' --", '/etc/passwd', 'rsa-1\u0000'])('kid %j signed by an attacker is only a failed lookup', async (kid) => {
-    const token = signedToken({ ...attackerRsaKey, kid }, validClaims(ISSUER));
-    expect(await reasonFor(token)).toBe('unknown_key');
-  });
+  test.each(['../../dev/null', "x' UNION SELECT 'attacker-key' --", '/etc/passwd', 'rsa-1\u0000'])(
+    'kid %j signed by an attacker is only a failed lookup',
+    async (kid) => {
+      const token = signedToken({ ...attackerRsaKey, kid }, validClaims(ISSUER));
+      expect(await reasonFor(token)).toBe('unknown_key');
+    },
+  );
 
   test('a kid that is not a string is refused (jose would ignore it and pick any key of the type)', async () => {
     const token = signedToken(attackerRsaKey, validClaims(ISSUER), { kid: { $ne: null } });
@@ -168,7 +193,10 @@ describe('kid injection', () => {
 });
 
 test('unknown crit: a critical extension we do not understand is refused', async () => {
-  const token = signedToken(rsaKey, validClaims(ISSUER), { crit: ['urn:example:must-understand'], 'urn:example:must-understand': true });
+  const token = signedToken(rsaKey, validClaims(ISSUER), {
+    crit: ['urn:example:must-understand'],
+    'urn:example:must-understand': true,
+  });
   expect(await reasonFor(token)).toBe('unsupported_critical_header');
 });
 
@@ -189,8 +217,12 @@ test('missing exp: a token without exp is refused', async () => {
 
 test('too long-lived: exp - iat beyond the maximum lifetime is refused', async () => {
   const now = nowSeconds();
-  expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3601 })))).toBe('lifetime_too_long');
-  expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { iat: now - 86_400, exp: now + 60 })))).toBe('lifetime_too_long');
+  expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3601 })))).toBe(
+    'lifetime_too_long',
+  );
+  expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { iat: now - 86_400, exp: now + 60 })))).toBe(
+    'lifetime_too_long',
+  );
 });
 
 describe('wrong audience', () => {
@@ -205,11 +237,15 @@ describe('wrong audience', () => {
   });
 
   test('aud as an array without this service is refused', async () => {
-    expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { aud: ['billing', 'provsec-staging', 'PROVSEC'] })))).toBe('wrong_audience');
+    expect(
+      await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { aud: ['billing', 'provsec-staging', 'PROVSEC'] }))),
+    ).toBe('wrong_audience');
   });
 
   test('aud that is not a string or array of strings is refused', async () => {
-    expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { aud: { provsec: true } })))).toBe('wrong_audience');
+    expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { aud: { provsec: true } })))).toBe(
+      'wrong_audience',
+    );
   });
 });
 
@@ -229,7 +265,9 @@ describe('wrong issuer', () => {
 
   test('a token claiming one trusted issuer but signed with another trusted issuer key is refused', async () => {
     expect(await reasonFor(signedToken(otherIssuerKey, validClaims(ISSUER)))).toBe('unknown_key');
-    expect(await reasonFor(signedToken({ ...rsaKey, kid: otherIssuerKey.kid }, validClaims(OTHER_ISSUER)))).toBe('unknown_key');
+    expect(await reasonFor(signedToken({ ...rsaKey, kid: otherIssuerKey.kid }, validClaims(OTHER_ISSUER)))).toBe(
+      'unknown_key',
+    );
   });
 });
 
@@ -281,7 +319,9 @@ describe('malformed', () => {
 
   test('standard base64 characters (+ /) are refused', async () => {
     const [header, payload, signature] = valid();
-    expect(await reasonFor(`${header}.${payload}.${signature.replace(/-/g, '+').replace(/_/g, '/')}+/`)).toBe('malformed');
+    expect(await reasonFor(`${header}.${payload}.${signature.replace(/-/g, '+').replace(/_/g, '/')}+/`)).toBe(
+      'malformed',
+    );
   });
 
   test('base64 padding is refused', async () => {
@@ -295,7 +335,9 @@ describe('malformed', () => {
     const last = signature.at(-1) ?? 'A';
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     const sameBytesOtherSpelling = alphabet[alphabet.indexOf(last) ^ 0x01] ?? 'A';
-    expect(await reasonFor(`${header}.${payload}.${signature.slice(0, -1)}${sameBytesOtherSpelling}`)).toBe('malformed');
+    expect(await reasonFor(`${header}.${payload}.${signature.slice(0, -1)}${sameBytesOtherSpelling}`)).toBe(
+      'malformed',
+    );
   });
 
   test('a header that is not JSON is refused', async () => {
@@ -310,11 +352,19 @@ describe('malformed', () => {
 
   test('a header that is not UTF-8 is refused', async () => {
     const [, payload, signature] = valid();
-    expect(await reasonFor(`${base64url(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))}.${payload}.${signature}`)).toBe('malformed');
+    expect(await reasonFor(`${base64url(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))}.${payload}.${signature}`)).toBe(
+      'malformed',
+    );
   });
 
   test('a payload that is not a JSON object is refused', async () => {
-    expect(await reasonFor(buildToken({ alg: 'RS256', kid: rsaKey.kid }, '"just a string"', (input) => signatureFor('RS256', rsaKey.privateKey, input)))).toBe('malformed');
+    expect(
+      await reasonFor(
+        buildToken({ alg: 'RS256', kid: rsaKey.kid }, '"just a string"', (input) =>
+          signatureFor('RS256', rsaKey.privateKey, input),
+        ),
+      ),
+    ).toBe('malformed');
   });
 
   test('duplicate names in the header ({"alg":"RS256","alg":"none"}) are refused', async () => {
@@ -332,7 +382,9 @@ describe('malformed', () => {
   test('duplicate claims in the payload (two "sub") are refused even when properly signed', async () => {
     const claims = validClaims(ISSUER);
     const payload = JSON.stringify(claims).replace(/}$/, ',"sub":"management-api"}');
-    const token = buildToken({ alg: 'RS256', kid: rsaKey.kid }, payload, (input) => signatureFor('RS256', rsaKey.privateKey, input));
+    const token = buildToken({ alg: 'RS256', kid: rsaKey.kid }, payload, (input) =>
+      signatureFor('RS256', rsaKey.privateKey, input),
+    );
     expect(await reasonFor(token)).toBe('malformed');
   });
 
@@ -350,7 +402,14 @@ describe('token outside the Authorization header', () => {
 
   test('a cookie-style or query-style value in the Authorization header is refused', () => {
     const token = signedToken(rsaKey, validClaims(ISSUER));
-    for (const value of [`access_token=${token}`, `token=${token}`, token, `Basic ${token}`, `Bearer  ${token}`, `Bearer ${token}, Bearer ${token}`]) {
+    for (const value of [
+      `access_token=${token}`,
+      `token=${token}`,
+      token,
+      `Basic ${token}`,
+      `Bearer  ${token}`,
+      `Bearer ${token}, Bearer ${token}`,
+    ]) {
       expect(() => parseBearerHeader(value)).toThrow(expect.objectContaining({ reason: 'malformed' }));
     }
   });
@@ -358,7 +417,9 @@ describe('token outside the Authorization header', () => {
 
 test('iat in the future beyond the clock tolerance is refused', async () => {
   const now = nowSeconds();
-  expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { iat: now + 120, exp: now + 300 })))).toBe('issued_in_future');
+  expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { iat: now + 120, exp: now + 300 })))).toBe(
+    'issued_in_future',
+  );
 });
 
 describe('non-numeric times', () => {
@@ -379,7 +440,9 @@ describe('non-numeric times', () => {
     const [name] = member.split(':');
     const { [JSON.parse(name ?? '""') as string]: _replaced, ...others } = validClaims(ISSUER);
     const payload = JSON.stringify(others).replace(/}$/, `,${member}}`);
-    const token = buildToken({ alg: 'RS256', kid: rsaKey.kid }, payload, (input) => signatureFor('RS256', rsaKey.privateKey, input));
+    const token = buildToken({ alg: 'RS256', kid: rsaKey.kid }, payload, (input) =>
+      signatureFor('RS256', rsaKey.privateKey, input),
+    );
     expect(await reasonFor(token)).toBe('invalid_claim');
   });
 });
@@ -400,22 +463,36 @@ describe('unencoded payload', () => {
 
 describe('cross-token confusion', () => {
   test('an ID token minted for a client (aud = client id, nonce) is refused', async () => {
-    const idToken = signedToken(rsaKey, validClaims(ISSUER, { aud: 'management-ui', nonce: 'n-0S6_WzA2Mj', azp: 'management-ui' }));
+    const idToken = signedToken(
+      rsaKey,
+      validClaims(ISSUER, { aud: 'management-ui', nonce: 'n-0S6_WzA2Mj', azp: 'management-ui' }),
+    );
     expect(await reasonFor(idToken)).toBe('wrong_audience');
   });
 
   test('a token minted for another service is refused', async () => {
-    expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { aud: 'https://vault.internal' })))).toBe('wrong_audience');
+    expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER, { aud: 'https://vault.internal' })))).toBe(
+      'wrong_audience',
+    );
   });
 
-  test.each(['logout+jwt', 'dpop+jwt', 'secevent+jwt', 'id_token+jwt'])('a token typed "%s" is refused even with our audience', async (typ) => {
-    expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER), { typ }))).toBe('wrong_type');
-  });
+  test.each(['logout+jwt', 'dpop+jwt', 'secevent+jwt', 'id_token+jwt'])(
+    'a token typed "%s" is refused even with our audience',
+    async (typ) => {
+      expect(await reasonFor(signedToken(rsaKey, validClaims(ISSUER), { typ }))).toBe('wrong_type');
+    },
+  );
 
   test('an issuer configured to require typ at+jwt refuses a plain JWT and accepts application/at+jwt', async () => {
-    const strict = createTokenVerifier({ issuers: [{ issuer: ISSUER, requiredType: 'at+jwt', jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } }] });
+    const strict = createTokenVerifier({
+      issuers: [{ issuer: ISSUER, requiredType: 'at+jwt', jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } }],
+    });
     expect((await refusalOf(strict.verify(signedToken(rsaKey, validClaims(ISSUER))))).reason).toBe('wrong_type');
-    expect((await refusalOf(strict.verify(signedToken(rsaKey, validClaims(ISSUER), { typ: undefined })))).reason).toBe('wrong_type');
-    await expect(strict.verify(signedToken(rsaKey, validClaims(ISSUER), { typ: 'application/at+jwt' }))).resolves.toMatchObject({ issuer: ISSUER });
+    expect((await refusalOf(strict.verify(signedToken(rsaKey, validClaims(ISSUER), { typ: undefined })))).reason).toBe(
+      'wrong_type',
+    );
+    await expect(
+      strict.verify(signedToken(rsaKey, validClaims(ISSUER), { typ: 'application/at+jwt' })),
+    ).resolves.toMatchObject({ issuer: ISSUER });
   });
 });

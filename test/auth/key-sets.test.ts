@@ -36,7 +36,8 @@ describe('remote key set', () => {
     server.serve(path, { body: keySetOf(currentKey) });
     const cooldownMs = 400;
     const verifier = verifierFor({ kind: 'url', url: `${server.origin}${path}`, cooldownMs });
-    const unknownKidToken = (index: number) => signedToken({ ...currentKey, kid: `unknown-${index}` }, validClaims(ISSUER));
+    const unknownKidToken = (index: number) =>
+      signedToken({ ...currentKey, kid: `unknown-${index}` }, validClaims(ISSUER));
 
     await verifier.verify(signedToken(currentKey, validClaims(ISSUER)));
     expect(server.hits(path)).toBe(1);
@@ -45,7 +46,11 @@ describe('remote key set', () => {
     const started = Date.now();
     let sent = 0;
     while (Date.now() - started < cooldownMs * 1.3) {
-      const reasons = await Promise.all(Array.from({ length: 20 }, () => refusalOf(verifier.verify(unknownKidToken(sent++))).then((error) => error.reason)));
+      const reasons = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          refusalOf(verifier.verify(unknownKidToken(sent++))).then((error) => error.reason),
+        ),
+      );
       expect(new Set(reasons)).toEqual(new Set(['unknown_key']));
       await sleep(25);
     }
@@ -83,13 +88,23 @@ describe('remote key set', () => {
     ['the server answers 500', async () => (server.serve('/500', { status: 500, body: {} }), `${server.origin}/500`)],
     ['the server answers 404', async () => `${server.origin}/never-served`],
     ['the body is not JSON', async () => (server.serve('/html', { body: '<html>' }), `${server.origin}/html`)],
-    ['the body is not a key set', async () => (server.serve('/not-jwks', { body: { keys: 'nope' } }), `${server.origin}/not-jwks`)],
-    ['the key set holds a private key', async () => {
-      const exposed = makeKey('ES256', 'current');
-      const privateJwk = { ...(exposed.privateKey.export({ format: 'jwk' }) as object), kid: 'current', alg: 'ES256' };
-      server.serve('/private', { body: { keys: [privateJwk] } });
-      return `${server.origin}/private`;
-    }],
+    [
+      'the body is not a key set',
+      async () => (server.serve('/not-jwks', { body: { keys: 'nope' } }), `${server.origin}/not-jwks`),
+    ],
+    [
+      'the key set holds a private key',
+      async () => {
+        const exposed = makeKey('ES256', 'current');
+        const privateJwk = {
+          ...(exposed.privateKey.export({ format: 'jwk' }) as object),
+          kid: 'current',
+          alg: 'ES256',
+        };
+        server.serve('/private', { body: { keys: [privateJwk] } });
+        return `${server.origin}/private`;
+      },
+    ],
     ['nothing listens on the port', async () => `http://127.0.0.1:${await freePort()}/jwks`],
   ];
   test.each(failures)('when %s, the token is refused as jwks_unavailable, a fault of ours', async (_name, urlOf) => {
@@ -113,7 +128,12 @@ describe('remote key set', () => {
     server.serve(path, { body: keySetOf(currentKey) });
     const tokenFile = join(folder, 'token');
     await writeFile(tokenFile, 'first-projected-token\n');
-    const verifier = verifierFor({ kind: 'url', url: `${server.origin}${path}`, cooldownMs: 100, bearerTokenFile: tokenFile });
+    const verifier = verifierFor({
+      kind: 'url',
+      url: `${server.origin}${path}`,
+      cooldownMs: 100,
+      bearerTokenFile: tokenFile,
+    });
     await verifier.verify(signedToken(currentKey, validClaims(ISSUER)));
     expect(server.lastHeaders(path)?.authorization).toBe('Bearer first-projected-token');
     expect(server.lastHeaders(path)?.['user-agent']).toBe('provsec-jwks-client');
@@ -131,14 +151,20 @@ describe('remote key set', () => {
     ['not a URL', { url: 'issuer.example/jwks' }, /not a URL/],
     ['a zero cooldown (unlimited refresh)', { url: 'https://issuer.example/jwks', cooldownMs: 0 }, /cooldown/],
     ['a ten-minute fetch timeout', { url: 'https://issuer.example/jwks', timeoutMs: 600_000 }, /timeout/],
-    ['a cache age below the cooldown', { url: 'https://issuer.example/jwks', cooldownMs: 60_000, cacheMaxAgeMs: 1000 }, /cache max age/],
+    [
+      'a cache age below the cooldown',
+      { url: 'https://issuer.example/jwks', cooldownMs: 60_000, cacheMaxAgeMs: 1000 },
+      /cache max age/,
+    ],
   ])('%s is refused at start-up', (_name, source, message) => {
     expect(() => verifierFor({ kind: 'url', ...source })).toThrow(AuthConfigError);
     expect(() => verifierFor({ kind: 'url', ...source })).toThrow(message);
   });
 
   test('an https URL is accepted without any fetch at start-up', () => {
-    expect(() => verifierFor({ kind: 'url', url: 'https://kubernetes.default.svc.cluster.local/openid/v1/jwks' })).not.toThrow();
+    expect(() =>
+      verifierFor({ kind: 'url', url: 'https://kubernetes.default.svc.cluster.local/openid/v1/jwks' }),
+    ).not.toThrow();
   });
 });
 
@@ -153,7 +179,9 @@ describe('key set file', () => {
     const path = await writeKeySet('good.json', keySetOf(currentKey));
     const verifier = verifierFor({ kind: 'file', path });
     await rm(path);
-    await expect(verifier.verify(signedToken(currentKey, validClaims(ISSUER)))).resolves.toMatchObject({ issuer: ISSUER });
+    await expect(verifier.verify(signedToken(currentKey, validClaims(ISSUER)))).resolves.toMatchObject({
+      issuer: ISSUER,
+    });
   });
 
   const badFiles: Array<[string, () => unknown, RegExp]> = [
@@ -161,14 +189,25 @@ describe('key set file', () => {
     ['no keys array', () => ({ kty: 'EC' }), /non-empty "keys" array/],
     ['an empty keys array', () => ({ keys: [] }), /non-empty "keys" array/],
     ['a symmetric key', () => ({ keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: 'hmac' }] }), /keys\[0\] has kty oct/],
-    ['a private key', () => ({ keys: [{ ...(currentKey.privateKey.export({ format: 'jwk' }) as object), kid: 'x' }] }), /keys\[0\] holds private key material/],
-    ['a broken public key', () => ({ keys: [currentKey.publicJwk, { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' }] }), /keys\[1\] is not a valid public key/],
+    [
+      'a private key',
+      () => ({ keys: [{ ...(currentKey.privateKey.export({ format: 'jwk' }) as object), kid: 'x' }] }),
+      /keys\[0\] holds private key material/,
+    ],
+    [
+      'a broken public key',
+      () => ({ keys: [currentKey.publicJwk, { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' }] }),
+      /keys\[1\] is not a valid public key/,
+    ],
   ];
-  test.each(badFiles)('a file with %s is refused at start-up with a message naming the problem', async (_name, content, message) => {
-    const path = await writeKeySet('bad.json', content());
-    expect(() => verifierFor({ kind: 'file', path })).toThrow(AuthConfigError);
-    expect(() => verifierFor({ kind: 'file', path })).toThrow(message);
-  });
+  test.each(badFiles)(
+    'a file with %s is refused at start-up with a message naming the problem',
+    async (_name, content, message) => {
+      const path = await writeKeySet('bad.json', content());
+      expect(() => verifierFor({ kind: 'file', path })).toThrow(AuthConfigError);
+      expect(() => verifierFor({ kind: 'file', path })).toThrow(message);
+    },
+  );
 
   test('a missing file is refused at start-up naming the path', () => {
     const path = join(folder, 'missing.json');

@@ -25,15 +25,23 @@ afterEach(async () => {
 async function runInProcess(argv: string[], env: Record<string, string>) {
   let stdout = '';
   let stderr = '';
-  const code = await runTokenCommand(argv, env, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
+  const code = await runTokenCommand(argv, env, {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+  });
   return { code, stdout, stderr };
 }
 
 test('prints one token and nothing else; the token verifies against the dev key set', async () => {
   const result = await runInProcess(['--sub', 'management-api', '--ttl', '600'], devEnv());
   expect(result).toEqual({ code: 0, stdout: expect.stringMatching(COMPACT_JWS_LINE), stderr: '' });
-  const verifier = createTokenVerifier({ issuers: [{ issuer: 'provsec-dev', jwks: { kind: 'file', path: join(stateDir, 'dev-auth', 'jwks.json') } }] });
-  await expect(verifier.verify(result.stdout.trim())).resolves.toMatchObject({ issuer: 'provsec-dev', subject: 'management-api' });
+  const verifier = createTokenVerifier({
+    issuers: [{ issuer: 'provsec-dev', jwks: { kind: 'file', path: join(stateDir, 'dev-auth', 'jwks.json') } }],
+  });
+  await expect(verifier.verify(result.stdout.trim())).resolves.toMatchObject({
+    issuer: 'provsec-dev',
+    subject: 'management-api',
+  });
 });
 
 test('refused with one line and exit 1 when NODE_ENV=production, creating nothing', async () => {
@@ -46,7 +54,11 @@ test('refused with one line and exit 1 when NODE_ENV=production, creating nothin
 
 test('a ttl above the 3600 s maximum is refused with exit 1', async () => {
   const result = await runInProcess(['--sub', 'x', '--ttl', '7200'], devEnv());
-  expect(result).toEqual({ code: 1, stdout: '', stderr: 'provsec token: ttl must be a whole number of seconds from 1 to 3600\n' });
+  expect(result).toEqual({
+    code: 1,
+    stdout: '',
+    stderr: 'provsec token: ttl must be a whole number of seconds from 1 to 3600\n',
+  });
 });
 
 test('the maximum follows AUTH_MAX_TOKEN_LIFETIME', async () => {
@@ -75,14 +87,38 @@ test('compiled and run with node, stdout is exactly one token line', async () =>
   try {
     await run(
       process.execPath,
-      [require.resolve('typescript/bin/tsc'), '--noCheck', '--outDir', outDir, '--rootDir', REPO_ROOT, '--module', 'node16', '--moduleResolution', 'node16', '--target', 'ES2022', '--strict', '--esModuleInterop', '--resolveJsonModule', '--skipLibCheck', '--types', 'node', join(REPO_ROOT, 'scripts', 'token.ts')],
+      [
+        require.resolve('typescript/bin/tsc'),
+        '--noCheck',
+        '--outDir',
+        outDir,
+        '--rootDir',
+        REPO_ROOT,
+        '--module',
+        'node16',
+        '--moduleResolution',
+        'node16',
+        '--target',
+        'ES2022',
+        '--strict',
+        '--esModuleInterop',
+        '--resolveJsonModule',
+        '--skipLibCheck',
+        '--types',
+        'node',
+        join(REPO_ROOT, 'scripts', 'token.ts'),
+      ],
       { cwd: REPO_ROOT },
     );
     const script = join(outDir, 'scripts', 'token.js');
-    const { stdout, stderr } = await run(process.execPath, [script, '--sub', 'cert-worker-1', '--ttl', '600'], { env: { PATH: process.env.PATH ?? '', ...devEnv() } });
+    const { stdout, stderr } = await run(process.execPath, [script, '--sub', 'cert-worker-1', '--ttl', '600'], {
+      env: { PATH: process.env.PATH ?? '', ...devEnv() },
+    });
     expect(stdout).toMatch(COMPACT_JWS_LINE);
     expect(stderr).toBe('');
-    const refused = await run(process.execPath, [script, '--sub', 'x'], { env: { PATH: process.env.PATH ?? '', ...devEnv(), NODE_ENV: 'production' } }).then(
+    const refused = await run(process.execPath, [script, '--sub', 'x'], {
+      env: { PATH: process.env.PATH ?? '', ...devEnv(), NODE_ENV: 'production' },
+    }).then(
       () => undefined,
       (error: { code: number; stdout: string; stderr: string }) => error,
     );

@@ -1,7 +1,11 @@
 /** The verifier's accepting side and its configuration: algorithms, issuers, Kubernetes tokens, limits. */
 import { SignJWT } from 'jose';
 import { AuthConfigError } from '../../src/auth/errors';
-import { createTokenVerifier, type TokenVerifierOptions, type TrustedIssuerOptions } from '../../src/auth/token-verifier';
+import {
+  createTokenVerifier,
+  type TokenVerifierOptions,
+  type TrustedIssuerOptions,
+} from '../../src/auth/token-verifier';
 import { startJwksServer, type JwksServer } from './support/jwks-server';
 import { refusalOf } from './support/refusal';
 import { keySetOf, makeKey, nowSeconds, signedToken, validClaims, type TestKey } from './support/test-keys';
@@ -25,24 +29,28 @@ afterAll(async () => {
   await server.close();
 });
 
-const inlineVerifier = (...keys: TestKey[]) => createTokenVerifier({ issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(...keys) } }] });
+const inlineVerifier = (...keys: TestKey[]) =>
+  createTokenVerifier({ issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(...keys) } }] });
 
 describe('happy path', () => {
-  test.each(['RS256', 'ES256', 'EdDSA'] as const)('a %s token signed by jose SignJWT verifies to its principal', async (alg) => {
-    const key = { RS256: rsaKey, ES256: ecKey, EdDSA: edKey }[alg];
-    const expiresAt = nowSeconds() + 600;
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg, kid: key.kid })
-      .setIssuer(ISSUER)
-      .setAudience('provsec')
-      .setSubject('cert-worker-7')
-      .setIssuedAt()
-      .setExpirationTime(expiresAt)
-      .sign(key.privateKey);
-    const principal = await inlineVerifier(rsaKey, ecKey, edKey).verify(token);
-    expect(principal).toEqual({ issuer: ISSUER, subject: 'cert-worker-7', expiresAt: new Date(expiresAt * 1000) });
-    expect(Object.isFrozen(principal)).toBe(true);
-  });
+  test.each(['RS256', 'ES256', 'EdDSA'] as const)(
+    'a %s token signed by jose SignJWT verifies to its principal',
+    async (alg) => {
+      const key = { RS256: rsaKey, ES256: ecKey, EdDSA: edKey }[alg];
+      const expiresAt = nowSeconds() + 600;
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg, kid: key.kid })
+        .setIssuer(ISSUER)
+        .setAudience('provsec')
+        .setSubject('cert-worker-7')
+        .setIssuedAt()
+        .setExpirationTime(expiresAt)
+        .sign(key.privateKey);
+      const principal = await inlineVerifier(rsaKey, ecKey, edKey).verify(token);
+      expect(principal).toEqual({ issuer: ISSUER, subject: 'cert-worker-7', expiresAt: new Date(expiresAt * 1000) });
+      expect(Object.isFrozen(principal)).toBe(true);
+    },
+  );
 
   test('a token without kid verifies when the key set holds one key of its type', async () => {
     const token = signedToken(edKey, validClaims(ISSUER), { kid: undefined });
@@ -56,12 +64,20 @@ describe('happy path', () => {
   });
 
   test('aud as an array that includes provsec is accepted', async () => {
-    await expect(inlineVerifier(rsaKey).verify(signedToken(rsaKey, validClaims(ISSUER, { aud: ['vault', 'provsec'] })))).resolves.toBeDefined();
+    await expect(
+      inlineVerifier(rsaKey).verify(signedToken(rsaKey, validClaims(ISSUER, { aud: ['vault', 'provsec'] }))),
+    ).resolves.toBeDefined();
   });
 
   test('a configured custom audience is required instead of provsec', async () => {
-    const verifier = createTokenVerifier({ issuers: [{ issuer: ISSUER, audience: ['provsec.prod.example'], jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } }] });
-    await expect(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { aud: 'provsec.prod.example' })))).resolves.toBeDefined();
+    const verifier = createTokenVerifier({
+      issuers: [
+        { issuer: ISSUER, audience: ['provsec.prod.example'], jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } },
+      ],
+    });
+    await expect(
+      verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { aud: 'provsec.prod.example' }))),
+    ).resolves.toBeDefined();
     expect((await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER))))).reason).toBe('wrong_audience');
   });
 });
@@ -70,28 +86,45 @@ describe('time limits', () => {
   test('within the 30 s clock tolerance, a just-expired token, a just-future nbf and iat are accepted', async () => {
     const now = nowSeconds();
     const verifier = inlineVerifier(rsaKey);
-    await expect(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now - 300, exp: now - 20 })))).resolves.toBeDefined();
+    await expect(
+      verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now - 300, exp: now - 20 }))),
+    ).resolves.toBeDefined();
     await expect(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { nbf: now + 20 })))).resolves.toBeDefined();
-    await expect(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now + 20, exp: now + 300 })))).resolves.toBeDefined();
+    await expect(
+      verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now + 20, exp: now + 300 }))),
+    ).resolves.toBeDefined();
   });
 
   test('a lifetime of exactly the maximum is accepted, one second more is refused', async () => {
     const now = nowSeconds();
     const verifier = inlineVerifier(rsaKey);
-    await expect(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3600 })))).resolves.toBeDefined();
-    expect((await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3601 }))))).reason).toBe('lifetime_too_long');
+    await expect(
+      verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3600 }))),
+    ).resolves.toBeDefined();
+    expect(
+      (await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3601 })))))
+        .reason,
+    ).toBe('lifetime_too_long');
   });
 
   test('maxTokenLifetimeSeconds lowers the limit', async () => {
     const now = nowSeconds();
-    const verifier = createTokenVerifier({ maxTokenLifetimeSeconds: 600, issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } }] });
-    expect((await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 601 }))))).reason).toBe('lifetime_too_long');
+    const verifier = createTokenVerifier({
+      maxTokenLifetimeSeconds: 600,
+      issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } }],
+    });
+    expect(
+      (await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 601 }))))).reason,
+    ).toBe('lifetime_too_long');
   });
 
   test('an injected clock decides expiry', async () => {
     const now = nowSeconds();
     const token = signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 300 }));
-    const later = createTokenVerifier({ now: () => new Date((now + 400) * 1000), issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } }] });
+    const later = createTokenVerifier({
+      now: () => new Date((now + 400) * 1000),
+      issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(rsaKey) } }],
+    });
     expect((await refusalOf(later.verify(token))).reason).toBe('expired');
   });
 
@@ -99,14 +132,22 @@ describe('time limits', () => {
     const { iat: _iat, ...withoutIat } = validClaims(ISSUER);
     const { sub: _sub, ...withoutSub } = validClaims(ISSUER);
     const verifier = inlineVerifier(rsaKey);
-    expect(await refusalOf(verifier.verify(signedToken(rsaKey, withoutIat)))).toMatchObject({ reason: 'missing_claim', detail: 'iat' });
-    expect(await refusalOf(verifier.verify(signedToken(rsaKey, withoutSub)))).toMatchObject({ reason: 'missing_claim', detail: 'sub' });
+    expect(await refusalOf(verifier.verify(signedToken(rsaKey, withoutIat)))).toMatchObject({
+      reason: 'missing_claim',
+      detail: 'iat',
+    });
+    expect(await refusalOf(verifier.verify(signedToken(rsaKey, withoutSub)))).toMatchObject({
+      reason: 'missing_claim',
+      detail: 'sub',
+    });
   });
 
   test('a sub that is empty, not a string, or has control characters is refused', async () => {
     const verifier = inlineVerifier(rsaKey);
     for (const sub of ['', 42, 'cert-worker\nlevel=admin']) {
-      expect((await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { sub })))))).toMatchObject({ reason: 'invalid_claim' });
+      expect(await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { sub }))))).toMatchObject({
+        reason: 'invalid_claim',
+      });
     }
   });
 });
@@ -120,11 +161,20 @@ describe('several trusted issuers', () => {
         { issuer: 'https://b.test', audience: 'provsec-b', jwks: { kind: 'url', url: `${server.origin}/b/jwks` } },
       ],
     });
-    await expect(verifier.verify(signedToken(rsaKey, validClaims('https://a.test', { sub: 'x' })))).resolves.toMatchObject({ issuer: 'https://a.test', subject: 'x' });
-    await expect(verifier.verify(signedToken(edKey, validClaims('https://b.test', { aud: 'provsec-b', sub: 'y' })))).resolves.toMatchObject({ issuer: 'https://b.test', subject: 'y' });
+    await expect(
+      verifier.verify(signedToken(rsaKey, validClaims('https://a.test', { sub: 'x' }))),
+    ).resolves.toMatchObject({ issuer: 'https://a.test', subject: 'x' });
+    await expect(
+      verifier.verify(signedToken(edKey, validClaims('https://b.test', { aud: 'provsec-b', sub: 'y' }))),
+    ).resolves.toMatchObject({ issuer: 'https://b.test', subject: 'y' });
     // b's audience is b's alone: provsec is not enough for b, provsec-b not enough for a.
-    expect((await refusalOf(verifier.verify(signedToken(ecKey, validClaims('https://b.test'))))).reason).toBe('wrong_audience');
-    expect((await refusalOf(verifier.verify(signedToken(rsaKey, validClaims('https://a.test', { aud: 'provsec-b' }))))).reason).toBe('wrong_audience');
+    expect((await refusalOf(verifier.verify(signedToken(ecKey, validClaims('https://b.test'))))).reason).toBe(
+      'wrong_audience',
+    );
+    expect(
+      (await refusalOf(verifier.verify(signedToken(rsaKey, validClaims('https://a.test', { aud: 'provsec-b' })))))
+        .reason,
+    ).toBe('wrong_audience');
   });
 });
 
@@ -134,7 +184,13 @@ describe('Kubernetes projected service-account tokens', () => {
     const apiServerKey = makeKey('RS256', 'Vx3CoWW0bcyqJIqzx0ojIzOPm2Pmh95YV_Av0ZTw3zQ');
     server.serve('/openid/v1/jwks', { body: keySetOf(apiServerKey) });
     const verifier = createTokenVerifier({
-      issuers: [{ issuer: KUBERNETES_ISSUER, audience: 'provsec', jwks: { kind: 'url', url: `${server.origin}/openid/v1/jwks` } }],
+      issuers: [
+        {
+          issuer: KUBERNETES_ISSUER,
+          audience: 'provsec',
+          jwks: { kind: 'url', url: `${server.origin}/openid/v1/jwks` },
+        },
+      ],
     });
     const now = nowSeconds();
     const token = signedToken(
@@ -170,12 +226,37 @@ describe('configuration is checked when the verifier is built', () => {
   const goodKeys = (): TrustedIssuerOptions['jwks'] => ({ kind: 'inline', keySet: keySetOf(rsaKey) });
   const cases: Array<[string, () => TokenVerifierOptions, RegExp]> = [
     ['no issuers', () => ({ issuers: [] }), /at least one trusted issuer/],
-    ['the same issuer twice', () => ({ issuers: [{ issuer: ISSUER, jwks: goodKeys() }, { issuer: ISSUER, jwks: goodKeys() }] }), /listed twice/],
+    [
+      'the same issuer twice',
+      () => ({
+        issuers: [
+          { issuer: ISSUER, jwks: goodKeys() },
+          { issuer: ISSUER, jwks: goodKeys() },
+        ],
+      }),
+      /listed twice/,
+    ],
     ['an empty issuer', () => ({ issuers: [{ issuer: '', jwks: goodKeys() }] }), /non-empty string/],
-    ['an issuer with surrounding spaces', () => ({ issuers: [{ issuer: ` ${ISSUER}`, jwks: goodKeys() }] }), /without surrounding spaces/],
-    ['an empty audience list', () => ({ issuers: [{ issuer: ISSUER, audience: [], jwks: goodKeys() }] }), /audience must not be empty/],
-    ['a zero lifetime', () => ({ maxTokenLifetimeSeconds: 0, issuers: [{ issuer: ISSUER, jwks: goodKeys() }] }), /max token lifetime/],
-    ['a clock tolerance of an hour', () => ({ clockToleranceSeconds: 3600, issuers: [{ issuer: ISSUER, jwks: goodKeys() }] }), /clock tolerance/],
+    [
+      'an issuer with surrounding spaces',
+      () => ({ issuers: [{ issuer: ` ${ISSUER}`, jwks: goodKeys() }] }),
+      /without surrounding spaces/,
+    ],
+    [
+      'an empty audience list',
+      () => ({ issuers: [{ issuer: ISSUER, audience: [], jwks: goodKeys() }] }),
+      /audience must not be empty/,
+    ],
+    [
+      'a zero lifetime',
+      () => ({ maxTokenLifetimeSeconds: 0, issuers: [{ issuer: ISSUER, jwks: goodKeys() }] }),
+      /max token lifetime/,
+    ],
+    [
+      'a clock tolerance of an hour',
+      () => ({ clockToleranceSeconds: 3600, issuers: [{ issuer: ISSUER, jwks: goodKeys() }] }),
+      /clock tolerance/,
+    ],
   ];
   test.each(cases)('%s is refused with AuthConfigError', (_name, options, message) => {
     expect(() => createTokenVerifier(options())).toThrow(AuthConfigError);

@@ -13,7 +13,9 @@ let realVerifier: TokenVerifier;
 
 beforeAll(() => {
   key = makeKey('ES256', 'ec-1');
-  realVerifier = createTokenVerifier({ issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(key) } }] });
+  realVerifier = createTokenVerifier({
+    issuers: [{ issuer: ISSUER, jwks: { kind: 'inline', keySet: keySetOf(key) } }],
+  });
 });
 
 /** The real verifier, counting how often the cache had to ask it. */

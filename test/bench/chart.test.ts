@@ -15,7 +15,15 @@ const results = {
   name: 'latest',
   createdAt: '2026-11-23T17:00:00.000Z',
   machine: { logicalCpus: 2, cpuModel: 'AMD <EPYC> & co', memoryBytes: 1, kernel: '6', node: 'v20.20.2' },
-  configuration: { connections: 16, rounds: 3, roundSeconds: 10, serviceLogLevel: 'info', tokenAlgorithm: 'ES256', nodeArgs: ['--max-semi-space-size=1'], secretReadRateLimitPerMinute: 1_000_000 },
+  configuration: {
+    connections: 16,
+    rounds: 3,
+    roundSeconds: 10,
+    serviceLogLevel: 'info',
+    tokenAlgorithm: 'ES256',
+    nodeArgs: ['--max-semi-space-size=1'],
+    secretReadRateLimitPerMinute: 1_000_000,
+  },
   scenarios: { read: scenario(900, 1200), create: scenario(700, 1000) },
   memory: { servicePeakRssBytes: 150 * 1024 * 1024 },
 } as unknown as BenchResults;
@@ -32,7 +40,17 @@ test('the chart shows both targets per scenario with their figures and ratio', (
   const svg = renderChart(results);
   expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
   expect(svg.trim().endsWith('</svg>')).toBe(true);
-  for (const figure of ['900', '1200', '700', '1000', '12.5', 'throughput ratio 0.75', 'throughput ratio 0.70', 'CPU per request 2.3x']) expect(svg).toContain(figure);
+  for (const figure of [
+    '900',
+    '1200',
+    '700',
+    '1000',
+    '12.5',
+    'throughput ratio 0.75',
+    'throughput ratio 0.70',
+    'CPU per request 2.3x',
+  ])
+    expect(svg).toContain(figure);
   expect((svg.match(/<rect /g) ?? []).length).toBe(1 + 2 * 2 + 2 * 4 + 2);
 });
 

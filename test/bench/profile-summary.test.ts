@@ -6,7 +6,9 @@ const frame = (functionName: string, url: string) => ({ functionName, url, lineN
 test('frames are owned by their package, our source folder, or nobody (node core)', () => {
   expect(frameOwner(frame('jwtVerify', 'file:///app/node_modules/jose/dist/node/cjs/jwt/verify.js'))).toBe('npm:jose');
   expect(frameOwner(frame('x', 'file:///app/node_modules/@noble/ciphers/aes.js'))).toBe('npm:@noble/ciphers');
-  expect(frameOwner(frame('x', 'file:///app/node_modules/a/node_modules/pg-protocol/dist/parser.js'))).toBe('npm:pg-protocol');
+  expect(frameOwner(frame('x', 'file:///app/node_modules/a/node_modules/pg-protocol/dist/parser.js'))).toBe(
+    'npm:pg-protocol',
+  );
   expect(frameOwner(frame('verify', 'file:///app/dist/src/auth/token-verifier.js'))).toBe('src/auth');
   expect(frameOwner(frame('main', 'file:///app/dist/src/runtime.js'))).toBe('src/runtime');
   expect(frameOwner(frame('verifyOneShot', 'node:internal/crypto/sig'))).toBeUndefined();
@@ -18,7 +20,11 @@ test('time in node core is charged to the package that called it', () => {
   const profile: CpuProfile = {
     nodes: [
       { id: 1, callFrame: frame('(root)', ''), children: [2, 4] },
-      { id: 2, callFrame: frame('verify', 'file:///app/node_modules/jose/dist/node/cjs/runtime/verify.js'), children: [3] },
+      {
+        id: 2,
+        callFrame: frame('verify', 'file:///app/node_modules/jose/dist/node/cjs/runtime/verify.js'),
+        children: [3],
+      },
       { id: 3, callFrame: frame('verifyOneShot', 'node:internal/crypto/sig') },
       { id: 4, callFrame: frame('(idle)', '') },
     ],

@@ -29,7 +29,14 @@ test('median of an odd count is the middle value, of an even count the mean of t
 });
 
 test('a scenario compares the medians of its rounds, so one disturbed round does not decide it', () => {
-  const rounds = [round('service', 800, 20, 0.8), round('service', 300, 90, 0.9), round('service', 820, 21, 0.8), round('baseline', 1000, 10, 0.4), round('baseline', 1000, 11, 0.4), round('baseline', 990, 12, 0.4)];
+  const rounds = [
+    round('service', 800, 20, 0.8),
+    round('service', 300, 90, 0.9),
+    round('service', 820, 21, 0.8),
+    round('baseline', 1000, 10, 0.4),
+    round('baseline', 1000, 11, 0.4),
+    round('baseline', 990, 12, 0.4),
+  ];
   const summary = summarizeScenario(rounds, 'read');
   expect(summary.service.requestsPerSecond).toBe(800);
   expect(summary.service.p99Ms).toBe(21);

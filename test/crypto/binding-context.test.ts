@@ -27,13 +27,30 @@ describe('AAD encoding', () => {
   const context = encodeBindingContext({ groupId: 'group-1', secretVersion: 258 });
 
   test('secret layer: exact bytes, every field length-prefixed or fixed-width', () => {
-    const expected = '0018' + asciiHex('provsec/envelope-binding') + '01' + '0006' + asciiHex('secret') + '0007' + asciiHex('group-1') + '00000102';
+    const expected =
+      '0018' +
+      asciiHex('provsec/envelope-binding') +
+      '01' +
+      '0006' +
+      asciiHex('secret') +
+      '0007' +
+      asciiHex('group-1') +
+      '00000102';
     expect(toHex(encodeSecretAad(1, context))).toBe(expected);
   });
 
   test('wrap layer: exact bytes, the same context plus the length-prefixed KEK id', () => {
     const expected =
-      '0018' + asciiHex('provsec/envelope-binding') + '01' + '000d' + asciiHex('data-key-wrap') + '0007' + asciiHex('group-1') + '00000102' + '0010' + '00112233445566778899aabbccddeeff';
+      '0018' +
+      asciiHex('provsec/envelope-binding') +
+      '01' +
+      '000d' +
+      asciiHex('data-key-wrap') +
+      '0007' +
+      asciiHex('group-1') +
+      '00000102' +
+      '0010' +
+      '00112233445566778899aabbccddeeff';
     expect(toHex(encodeDataKeyWrapAad(1, context, kekIdBytes))).toBe(expected);
   });
 
@@ -79,7 +96,8 @@ describe('AAD encoding', () => {
 });
 
 describe('binding context preconditions', () => {
-  const reject = (groupId: unknown, secretVersion: unknown) => () => encodeBindingContext({ groupId, secretVersion } as never);
+  const reject = (groupId: unknown, secretVersion: unknown) => () =>
+    encodeBindingContext({ groupId, secretVersion } as never);
 
   test('an empty id would bind the secret to no row at all', () => {
     expect(reject('', 1)).toThrow(InvalidBindingContextError);

@@ -52,7 +52,9 @@ describe('envelope v1 layout constants', () => {
   });
 
   test('serialization writes the fields in order with a big-endian u16 ciphertext length', () => {
-    expect(toHex(sampleEnvelope)).toBe('01' + '11'.repeat(16) + '22'.repeat(12) + '33'.repeat(48) + '44'.repeat(12) + '0050' + '55'.repeat(80));
+    expect(toHex(sampleEnvelope)).toBe(
+      '01' + '11'.repeat(16) + '22'.repeat(12) + '33'.repeat(48) + '44'.repeat(12) + '0050' + '55'.repeat(80),
+    );
   });
 });
 
@@ -66,7 +68,14 @@ describe('parseEnvelope', () => {
         fc.uint8Array({ minLength: 12, maxLength: 12 }),
         fc.uint8Array({ minLength: 16, maxLength: MAX_SECRET_LENGTH_BYTES + 16 }),
         (kekIdBytes, wrapNonce, wrappedDataKey, dataNonce, secretCiphertext) => {
-          const original = { formatVersion: ENVELOPE_FORMAT_V1, kekIdBytes, wrapNonce, wrappedDataKey, dataNonce, secretCiphertext } as const;
+          const original = {
+            formatVersion: ENVELOPE_FORMAT_V1,
+            kekIdBytes,
+            wrapNonce,
+            wrappedDataKey,
+            dataNonce,
+            secretCiphertext,
+          } as const;
           const bytes = serializeEnvelopeV1(original);
           expect(bytes).toHaveLength(ENVELOPE_V1_HEADER_LENGTH_BYTES + secretCiphertext.length);
           const parsed = parseEnvelope(bytes);
@@ -109,7 +118,9 @@ describe('parseEnvelope', () => {
       if (version === ENVELOPE_FORMAT_V1) continue;
       const altered = Uint8Array.from(sampleEnvelope);
       altered[0] = version;
-      expect(() => parseEnvelope(altered)).toThrow(new MalformedEnvelopeError(`unknown envelope format version ${version}`));
+      expect(() => parseEnvelope(altered)).toThrow(
+        new MalformedEnvelopeError(`unknown envelope format version ${version}`),
+      );
     }
   });
 

@@ -1,9 +1,21 @@
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { MAX_GROUP_ID_CODE_POINTS, MAX_SECRET_VERSION } from '../../src/crypto/binding-context';
-import { type BindingContext, openSecret, readEnvelopeKekId, rewrapEnvelope, sealSecret } from '../../src/crypto/envelope';
+import {
+  type BindingContext,
+  openSecret,
+  readEnvelopeKekId,
+  rewrapEnvelope,
+  sealSecret,
+} from '../../src/crypto/envelope';
 import { MAX_SECRET_LENGTH_BYTES } from '../../src/crypto/envelope-format';
-import { DecryptionFailedError, InvalidBindingContextError, KekUnavailableError, MalformedEnvelopeError, SecretTooLargeError } from '../../src/crypto/errors';
+import {
+  DecryptionFailedError,
+  InvalidBindingContextError,
+  KekUnavailableError,
+  MalformedEnvelopeError,
+  SecretTooLargeError,
+} from '../../src/crypto/errors';
 import { importKek, importKekFromHex } from '../../src/crypto/kek';
 import { Keyring } from '../../src/crypto/keyring';
 import type { RandomSource } from '../../src/crypto/random';
@@ -22,7 +34,8 @@ function scriptedRandom(draws: Uint8Array[]): RandomSource {
     },
   };
 }
-const counting = (start: number, length: number): Uint8Array => Uint8Array.from({ length }, (_, index) => (start + index) & 0xff);
+const counting = (start: number, length: number): Uint8Array =>
+  Uint8Array.from({ length }, (_, index) => (start + index) & 0xff);
 
 const kekA = importKek(randomBytes(32), 1);
 const kekB = importKek(randomBytes(32), 2);
@@ -54,7 +67,12 @@ describe('known answer: format v1 with a fixed KEK and scripted random bytes', (
     '7372eff3a83982f655c3549d8e8429bf9338b418751b70fc703ce67a2d360a9f9c899b8462', // secret ciphertext + tag
   ].join('');
 
-  const sealed = sealSecret(secret, context, Keyring.single(kek), scriptedRandom([Uint8Array.from(dataKey), Uint8Array.from(wrapNonce), Uint8Array.from(dataNonce)]));
+  const sealed = sealSecret(
+    secret,
+    context,
+    Keyring.single(kek),
+    scriptedRandom([Uint8Array.from(dataKey), Uint8Array.from(wrapNonce), Uint8Array.from(dataNonce)]),
+  );
 
   test('the envelope bytes are exactly the pinned v1 bytes', () => {
     expect(toHex(sealed.envelope)).toBe(EXPECTED_ENVELOPE_HEX);
@@ -73,12 +91,21 @@ describe('known answer: format v1 with a fixed KEK and scripted random bytes', (
       return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]).toString('hex');
     };
     const secretCiphertextHex = gcmEncrypt(dataKey, dataNonce, secret, secretAad);
-    const expected = '01' + kekIdHex + toHex(wrapNonce) + gcmEncrypt(kek.key, wrapNonce, dataKey, wrapAad) + toHex(dataNonce) + '0025' + secretCiphertextHex;
+    const expected =
+      '01' +
+      kekIdHex +
+      toHex(wrapNonce) +
+      gcmEncrypt(kek.key, wrapNonce, dataKey, wrapAad) +
+      toHex(dataNonce) +
+      '0025' +
+      secretCiphertextHex;
     expect(toHex(sealed.envelope)).toBe(expected);
   });
 
   test('the pinned envelope opens to the secret', () => {
-    expect(Buffer.from(openSecret(Buffer.from(EXPECTED_ENVELOPE_HEX, 'hex'), context, Keyring.single(kek))).toString('utf8')).toBe('provision-secret-0001');
+    expect(
+      Buffer.from(openSecret(Buffer.from(EXPECTED_ENVELOPE_HEX, 'hex'), context, Keyring.single(kek))).toString('utf8'),
+    ).toBe('provision-secret-0001');
   });
 });
 
@@ -108,7 +135,12 @@ describe('sealSecret and openSecret', () => {
         const first = sealSecret(secret, anyContext, keyringA).envelope;
         const second = sealSecret(secret, anyContext, keyringA).envelope;
         expect(toHex(first.subarray(0, 17))).toBe(toHex(second.subarray(0, 17))); // version + KEK id
-        for (const [start, end] of [[17, 29], [29, 77], [77, 89], [91, first.length]] as const) {
+        for (const [start, end] of [
+          [17, 29],
+          [29, 77],
+          [77, 89],
+          [91, first.length],
+        ] as const) {
           expect(toHex(first.subarray(start, end))).not.toBe(toHex(second.subarray(start, end)));
         }
       }),
@@ -123,20 +155,32 @@ describe('sealSecret and openSecret', () => {
   });
 
   test('a secret longer than the format allows is SecretTooLargeError', () => {
-    expect(() => sealSecret(new Uint8Array(MAX_SECRET_LENGTH_BYTES + 1), context, keyringA)).toThrow(SecretTooLargeError);
+    expect(() => sealSecret(new Uint8Array(MAX_SECRET_LENGTH_BYTES + 1), context, keyringA)).toThrow(
+      SecretTooLargeError,
+    );
   });
 
   test('an invalid binding context is refused by seal and open alike', () => {
     const envelope = sealSecret(Buffer.from('secret'), context, keyringA).envelope;
-    for (const bad of [{ groupId: '', secretVersion: 1 }, { groupId: 'g', secretVersion: 0 }, { groupId: 'g'.repeat(129), secretVersion: 1 }]) {
+    for (const bad of [
+      { groupId: '', secretVersion: 1 },
+      { groupId: 'g', secretVersion: 0 },
+      { groupId: 'g'.repeat(129), secretVersion: 1 },
+    ]) {
       expect(() => sealSecret(Buffer.from('secret'), bad, keyringA)).toThrow(InvalidBindingContextError);
       expect(() => openSecret(envelope, bad, keyringA)).toThrow(InvalidBindingContextError);
     }
   });
 
   test('an all-zero data key means a broken random source; sealing under it would protect nothing', () => {
-    expect(() => sealSecret(Buffer.from('secret'), context, keyringA, scriptedRandom([new Uint8Array(32)]))).toThrow(RangeError);
-    expect(() => sealSecret(Buffer.from('secret'), context, keyringA, { randomBytes: (length) => new Uint8Array(length - 1).fill(1) })).toThrow(RangeError);
+    expect(() => sealSecret(Buffer.from('secret'), context, keyringA, scriptedRandom([new Uint8Array(32)]))).toThrow(
+      RangeError,
+    );
+    expect(() =>
+      sealSecret(Buffer.from('secret'), context, keyringA, {
+        randomBytes: (length) => new Uint8Array(length - 1).fill(1),
+      }),
+    ).toThrow(RangeError);
   });
 });
 
@@ -145,7 +189,9 @@ describe('tampering and the binding context', () => {
   const envelope = sealSecret(secret, context, keyringA).envelope;
 
   /** Which error a flip in each region must raise: parse, key lookup, or authentication. */
-  function expectedErrorForByte(byteIndex: number): typeof MalformedEnvelopeError | typeof KekUnavailableError | typeof DecryptionFailedError {
+  function expectedErrorForByte(
+    byteIndex: number,
+  ): typeof MalformedEnvelopeError | typeof KekUnavailableError | typeof DecryptionFailedError {
     if (byteIndex === 0 || byteIndex === 89 || byteIndex === 90) return MalformedEnvelopeError; // version, length field
     if (byteIndex >= 1 && byteIndex < 17) return KekUnavailableError; // names a KEK the keyring lacks
     return DecryptionFailedError;
@@ -173,15 +219,21 @@ describe('tampering and the binding context', () => {
 
   test('a changed group id, secret version, or both makes opening fail: no envelope moves to another row (numRuns 300)', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 256 }), contextArbitrary, contextArbitrary, (anySecret, sealedFor, presentedFor) => {
-        const sealed = sealSecret(anySecret, sealedFor, keyringA).envelope;
-        const otherGroup = { groupId: presentedFor.groupId, secretVersion: sealedFor.secretVersion };
-        const otherVersion = { groupId: sealedFor.groupId, secretVersion: presentedFor.secretVersion };
-        for (const wrongContext of [otherGroup, otherVersion, presentedFor]) {
-          if (wrongContext.groupId === sealedFor.groupId && wrongContext.secretVersion === sealedFor.secretVersion) continue;
-          expect(() => openSecret(sealed, wrongContext, keyringA)).toThrow(DecryptionFailedError);
-        }
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 256 }),
+        contextArbitrary,
+        contextArbitrary,
+        (anySecret, sealedFor, presentedFor) => {
+          const sealed = sealSecret(anySecret, sealedFor, keyringA).envelope;
+          const otherGroup = { groupId: presentedFor.groupId, secretVersion: sealedFor.secretVersion };
+          const otherVersion = { groupId: sealedFor.groupId, secretVersion: presentedFor.secretVersion };
+          for (const wrongContext of [otherGroup, otherVersion, presentedFor]) {
+            if (wrongContext.groupId === sealedFor.groupId && wrongContext.secretVersion === sealedFor.secretVersion)
+              continue;
+            expect(() => openSecret(sealed, wrongContext, keyringA)).toThrow(DecryptionFailedError);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -275,7 +327,9 @@ describe('rewrapEnvelope', () => {
   test('cannot move an envelope to another row: the wrong context fails to unwrap', () => {
     const envelope = sealSecret(Buffer.from('secret'), context, keyringA).envelope;
     expect(() => rewrapEnvelope(envelope, { ...context, secretVersion: 2 }, keyringAB)).toThrow(DecryptionFailedError);
-    expect(() => rewrapEnvelope(envelope, { ...context, groupId: 'ota-group-0002' }, keyringAB)).toThrow(DecryptionFailedError);
+    expect(() => rewrapEnvelope(envelope, { ...context, groupId: 'ota-group-0002' }, keyringAB)).toThrow(
+      DecryptionFailedError,
+    );
   });
 
   test('an envelope under a retired or absent KEK cannot be rewrapped', () => {

@@ -1,14 +1,27 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { InvalidKekError } from '../../src/crypto/errors';
-import { KEK_ID_LENGTH_BYTES, KEK_LENGTH_BYTES, deriveKekId, importKek, importKekFromHex, isKekId, kekIdFromBytes, kekIdToBytes } from '../../src/crypto/kek';
+import {
+  KEK_ID_LENGTH_BYTES,
+  KEK_LENGTH_BYTES,
+  deriveKekId,
+  importKek,
+  importKekFromHex,
+  isKekId,
+  kekIdFromBytes,
+  kekIdToBytes,
+} from '../../src/crypto/kek';
 
 const KEY_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
 const keyBytes = () => Uint8Array.from(Buffer.from(KEY_HEX, 'hex'));
 
 describe('KEK validation', () => {
   test('a short or long key would silently change the cipher strength: 31 and 33 bytes are refused', () => {
-    expect(() => importKek(new Uint8Array(31).fill(1))).toThrow(new InvalidKekError('a KEK must be exactly 32 bytes, got 31'));
-    expect(() => importKek(new Uint8Array(33).fill(1))).toThrow(new InvalidKekError('a KEK must be exactly 32 bytes, got 33'));
+    expect(() => importKek(new Uint8Array(31).fill(1))).toThrow(
+      new InvalidKekError('a KEK must be exactly 32 bytes, got 31'),
+    );
+    expect(() => importKek(new Uint8Array(33).fill(1))).toThrow(
+      new InvalidKekError('a KEK must be exactly 32 bytes, got 33'),
+    );
     expect(() => importKek(new Uint8Array(0))).toThrow(InvalidKekError);
     expect(KEK_LENGTH_BYTES).toBe(32);
   });
@@ -19,11 +32,15 @@ describe('KEK validation', () => {
   });
 
   test('hex input: only 64 hexadecimal digits, either case', () => {
-    expect(() => importKekFromHex('g'.repeat(64))).toThrow(new InvalidKekError('a KEK must be written as hexadecimal digits'));
+    expect(() => importKekFromHex('g'.repeat(64))).toThrow(
+      new InvalidKekError('a KEK must be written as hexadecimal digits'),
+    );
     expect(() => importKekFromHex(`${KEY_HEX.slice(0, 62)} 1`)).toThrow(InvalidKekError);
     expect(() => importKekFromHex(`0x${KEY_HEX.slice(2)}`)).toThrow(InvalidKekError);
     expect(() => importKekFromHex(`${KEY_HEX}\n`)).toThrow(InvalidKekError);
-    expect(() => importKekFromHex(KEY_HEX.slice(0, 62))).toThrow(new InvalidKekError('a KEK must be 64 hex digits, got 62'));
+    expect(() => importKekFromHex(KEY_HEX.slice(0, 62))).toThrow(
+      new InvalidKekError('a KEK must be 64 hex digits, got 62'),
+    );
     expect(() => importKekFromHex(`${KEY_HEX}00`)).toThrow(new InvalidKekError('a KEK must be 64 hex digits, got 66'));
     expect(() => importKekFromHex('')).toThrow(InvalidKekError);
   });
@@ -50,11 +67,18 @@ describe('KEK validation', () => {
 describe('KEK id', () => {
   test('is pinned for a known key (HMAC-SHA-256 keyed by the KEK over "provsec/kek-id/v1", first 16 bytes)', () => {
     expect(importKek(keyBytes()).kekId).toBe('kek_355a707b8b69343987f00c2f34d6ef3d');
-    expect(createHmac('sha256', keyBytes()).update('provsec/kek-id/v1').digest('hex').slice(0, 32)).toBe('355a707b8b69343987f00c2f34d6ef3d');
+    expect(createHmac('sha256', keyBytes()).update('provsec/kek-id/v1').digest('hex').slice(0, 32)).toBe(
+      '355a707b8b69343987f00c2f34d6ef3d',
+    );
   });
 
   test('one key has one id whichever form delivered it (raw bytes, lower- or upper-case hex, any version label)', () => {
-    const ids = new Set([importKek(keyBytes()).kekId, importKek(keyBytes(), 9).kekId, importKekFromHex(KEY_HEX).kekId, importKekFromHex(KEY_HEX.toUpperCase(), 3).kekId]);
+    const ids = new Set([
+      importKek(keyBytes()).kekId,
+      importKek(keyBytes(), 9).kekId,
+      importKekFromHex(KEY_HEX).kekId,
+      importKekFromHex(KEY_HEX.toUpperCase(), 3).kekId,
+    ]);
     expect(ids.size).toBe(1);
     expect(importKekFromHex(KEY_HEX, 3).versionLabel).toBe(3);
     expect(importKek(keyBytes()).versionLabel).toBeNull();

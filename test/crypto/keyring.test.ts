@@ -12,11 +12,15 @@ describe('Keyring.create', () => {
     expect(() => Keyring.create([kek1, kek1], kek1.kekId)).toThrow(InvalidKeyringError);
     // The same key from two sources (hex file and raw bytes) has one id, so it counts as a duplicate.
     const hex = Buffer.from(kek2.key).toString('hex');
-    expect(() => Keyring.create([kek2, importKekFromHex(hex.toUpperCase(), 7)], kek2.kekId)).toThrow(InvalidKeyringError);
+    expect(() => Keyring.create([kek2, importKekFromHex(hex.toUpperCase(), 7)], kek2.kekId)).toThrow(
+      InvalidKeyringError,
+    );
   });
 
   test('exactly one current KEK: it must be one of the keyring keys', () => {
-    expect(() => Keyring.create([kek1, kek2], kek3.kekId)).toThrow(new InvalidKeyringError('the current KEK must be one of the keyring keys'));
+    expect(() => Keyring.create([kek1, kek2], kek3.kekId)).toThrow(
+      new InvalidKeyringError('the current KEK must be one of the keyring keys'),
+    );
     expect(() => Keyring.create([], kek1.kekId)).toThrow(InvalidKeyringError);
   });
 
@@ -52,7 +56,9 @@ describe('Keyring.decryptionKey', () => {
   });
 
   test('a retired KEK stays listed but refuses to decrypt', () => {
-    expect(() => keyring.decryptionKey(kek1.kekId)).toThrow(new KekUnavailableError(`KEK ${kek1.kekId} is retired`, kek1.kekId));
+    expect(() => keyring.decryptionKey(kek1.kekId)).toThrow(
+      new KekUnavailableError(`KEK ${kek1.kekId} is retired`, kek1.kekId),
+    );
     expect(keyring.has(kek1.kekId)).toBe(false);
     expect(keyring.entries().find((entry) => entry.kekId === kek1.kekId)?.retired).toBe(true);
   });

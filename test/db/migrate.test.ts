@@ -66,14 +66,23 @@ describe('migrations', () => {
     await runMigrations(pool, SQL_DIR);
 
     const columns = await columnsOf(pool, 'ota_groups');
-    expect(columns).toMatchObject({ id: 'text', name: 'text', iota_group_ref: 'uuid', created_at: 'timestamp with time zone' });
+    expect(columns).toMatchObject({
+      id: 'text',
+      name: 'text',
+      iota_group_ref: 'uuid',
+      created_at: 'timestamp with time zone',
+    });
     expect(columns).toHaveProperty('provision_secret_envelope', 'bytea');
     const after = await pool.query('SELECT id, name, iota_group_ref, created_at FROM ota_groups ORDER BY id');
     expect(after.rows).toEqual(before.rows);
-    const secrets = await pool.query('SELECT count(*)::int AS n FROM ota_groups WHERE provision_secret_envelope IS NOT NULL');
+    const secrets = await pool.query(
+      'SELECT count(*)::int AS n FROM ota_groups WHERE provision_secret_envelope IS NOT NULL',
+    );
     expect(secrets.rows[0].n).toBe(0);
     // NOT NULL on the existing name column is kept, not rewritten.
-    const nullable = await pool.query("SELECT is_nullable FROM information_schema.columns WHERE table_name = 'ota_groups' AND column_name = 'name'");
+    const nullable = await pool.query(
+      "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'ota_groups' AND column_name = 'name'",
+    );
     expect(nullable.rows[0].is_nullable).toBe('NO');
   });
 
@@ -82,13 +91,18 @@ describe('migrations', () => {
     const url = (pool as unknown as { options: { connectionString: string } }).options.connectionString;
     const script = join(APP_ROOT, 'dist', 'scripts', 'migrate.js');
     const env = { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'info' };
-    const [first, second] = await Promise.all([execFileAsync('node', [script], { env }), execFileAsync('node', [script], { env })]);
+    const [first, second] = await Promise.all([
+      execFileAsync('node', [script], { env }),
+      execFileAsync('node', [script], { env }),
+    ]);
     const logs = `${first.stdout}\n${second.stdout}`;
     const files = await readMigrationFiles(SQL_DIR);
     // Exactly one process applied the files; the other found them done.
     expect(logs).toContain('migrations applied');
     expect(logs).toContain('migrations up to date');
-    const recorded = await pool.query<{ name: string; n: number }>('SELECT name, count(*)::int AS n FROM provsec_migrations GROUP BY name');
+    const recorded = await pool.query<{ name: string; n: number }>(
+      'SELECT name, count(*)::int AS n FROM provsec_migrations GROUP BY name',
+    );
     expect(recorded.rows).toHaveLength(files.length);
   });
 

@@ -32,19 +32,27 @@ const stages: Stage[] = (() => {
   return result;
 })();
 const runtime = stages.at(-1)!;
-const argumentsOf = (instruction: Instruction): string[] => instruction.getArguments().map((argument) => argument.getValue());
+const argumentsOf = (instruction: Instruction): string[] =>
+  instruction.getArguments().map((argument) => argument.getValue());
 /** COPY's flags (--from=, --chown=, ...) as "name=value"; the parser keeps them apart from arguments. */
 const flagsOf = (instruction: Instruction): string[] =>
-  ((instruction as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? []).map((flag) => `--${flag.getName()}=${flag.getValue() ?? ''}`);
-const ofKind = (stage: Stage, keyword: string): Instruction[] => stage.instructions.filter((instruction) => instruction.getKeyword() === keyword);
-const runCommands = (stage: Stage): string[] => ofKind(stage, 'RUN').map((instruction) => instruction.getArgumentsContent() ?? '');
+  (
+    (instruction as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ??
+    []
+  ).map((flag) => `--${flag.getName()}=${flag.getValue() ?? ''}`);
+const ofKind = (stage: Stage, keyword: string): Instruction[] =>
+  stage.instructions.filter((instruction) => instruction.getKeyword() === keyword);
+const runCommands = (stage: Stage): string[] =>
+  ofKind(stage, 'RUN').map((instruction) => instruction.getArgumentsContent() ?? '');
 /** COPY sources that come from the build context (no --from). */
 const contextSources = stages.flatMap((stage) =>
   ofKind(stage, 'COPY')
     .filter((instruction) => !flagsOf(instruction).some((flag) => flag.startsWith('--from=')))
     .flatMap((instruction) => argumentsOf(instruction).slice(0, -1)),
 );
-const globalAndStageVariables = dockerfile.getInstructions().filter((instruction) => ['ENV', 'ARG'].includes(instruction.getKeyword()));
+const globalAndStageVariables = dockerfile
+  .getInstructions()
+  .filter((instruction) => ['ENV', 'ARG'].includes(instruction.getKeyword()));
 
 describe('the Dockerfile', () => {
   test('is multi-stage: builds with the toolchain and ships a separate runtime stage', () => {
@@ -61,14 +69,20 @@ describe('the Dockerfile', () => {
   });
 
   test('the runtime gets production dependencies only', () => {
-    const prodDepsStage = stages.find((stage) => runCommands(stage).some((command) => /npm ci\b.*--omit=dev/.test(command)));
+    const prodDepsStage = stages.find((stage) =>
+      runCommands(stage).some((command) => /npm ci\b.*--omit=dev/.test(command)),
+    );
     expect(prodDepsStage?.name).toBeDefined();
-    const nodeModulesCopy = ofKind(runtime, 'COPY').find((instruction) => argumentsOf(instruction).some((argument) => argument.endsWith('/node_modules')));
+    const nodeModulesCopy = ofKind(runtime, 'COPY').find((instruction) =>
+      argumentsOf(instruction).some((argument) => argument.endsWith('/node_modules')),
+    );
     expect(flagsOf(nodeModulesCopy!)).toContain(`--from=${prodDepsStage!.name}`);
   });
 
   test('the runtime base is distroless Node.js: no shell, no package manager, no build tools', () => {
-    expect(runtime.image).toMatch(/^gcr\.io\/distroless\/nodejs\$\{NODE_MAJOR\}-debian12:nonroot$|^gcr\.io\/distroless\/nodejs\d+-debian12(:nonroot)?(@sha256:[0-9a-f]{64})?$/);
+    expect(runtime.image).toMatch(
+      /^gcr\.io\/distroless\/nodejs\$\{NODE_MAJOR\}-debian12:nonroot$|^gcr\.io\/distroless\/nodejs\d+-debian12(:nonroot)?(@sha256:[0-9a-f]{64})?$/,
+    );
     // With no shell there is nothing to RUN; and nothing may bring npm back in.
     expect(ofKind(runtime, 'RUN')).toEqual([]);
     const copiedPaths = ofKind(runtime, 'COPY').flatMap(argumentsOf).join(' ');
@@ -93,7 +107,11 @@ describe('the Dockerfile', () => {
 
   test('works on a read-only root filesystem: app files stay root-owned, nothing is declared writable', () => {
     expect(ofKind(runtime, 'VOLUME')).toEqual([]);
-    expect(ofKind(runtime, 'COPY').flatMap(flagsOf).filter((flag) => flag.startsWith('--chown') || flag.startsWith('--chmod'))).toEqual([]);
+    expect(
+      ofKind(runtime, 'COPY')
+        .flatMap(flagsOf)
+        .filter((flag) => flag.startsWith('--chown') || flag.startsWith('--chmod')),
+    ).toEqual([]);
     expect(ofKind(runtime, 'WORKDIR').map((instruction) => instruction.getArgumentsContent())).toEqual(['/app']);
   });
 
@@ -103,8 +121,12 @@ describe('the Dockerfile', () => {
   });
 
   test('puts no secret in any layer: no secret-looking ARG or ENV, no key or env file copied, no token in a RUN', () => {
-    const names = globalAndStageVariables.flatMap((instruction) => argumentsOf(instruction).map((argument) => argument.split('=')[0]!));
-    expect(names.filter((name) => /SECRET|PASSW|TOKEN|CREDENTIAL|PRIVATE|API_KEY|DATABASE_URL|_KEY$|^KEY|AUTH/i.test(name))).toEqual([]);
+    const names = globalAndStageVariables.flatMap((instruction) =>
+      argumentsOf(instruction).map((argument) => argument.split('=')[0]!),
+    );
+    expect(
+      names.filter((name) => /SECRET|PASSW|TOKEN|CREDENTIAL|PRIVATE|API_KEY|DATABASE_URL|_KEY$|^KEY|AUTH/i.test(name)),
+    ).toEqual([]);
     const values = globalAndStageVariables.flatMap(argumentsOf).join(' ');
     expect(values).not.toMatch(/:\/\/[^\s/]*:[^\s/]*@/);
     expect(contextSources.filter((source) => /\.env|\.pem$|\.key$|\.npmrc|id_rsa|\.p12$/.test(source))).toEqual([]);
@@ -113,7 +135,9 @@ describe('the Dockerfile', () => {
   });
 
   test('has no HEALTHCHECK: Kubernetes probes /healthz and /readyz instead (and there is no curl to run)', () => {
-    expect(dockerfile.getInstructions().filter((instruction) => instruction.getKeyword() === 'HEALTHCHECK')).toEqual([]);
+    expect(dockerfile.getInstructions().filter((instruction) => instruction.getKeyword() === 'HEALTHCHECK')).toEqual(
+      [],
+    );
   });
 });
 
@@ -156,6 +180,19 @@ describe('the .dockerignore', () => {
     const context = walk(REPO_ROOT).filter((path) => !dockerignore.ignores(path));
     const topLevel = new Set(context.map((path) => path.split('/')[0]));
     expect([...topLevel].sort()).toEqual(expect.arrayContaining(['package-lock.json', 'package.json', 'src']));
-    expect([...topLevel].filter((entry) => !['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'scripts', 'sql'].includes(entry!))).toEqual([]);
+    expect(
+      [...topLevel].filter(
+        (entry) =>
+          ![
+            'package.json',
+            'package-lock.json',
+            'tsconfig.json',
+            'tsconfig.build.json',
+            'src',
+            'scripts',
+            'sql',
+          ].includes(entry!),
+      ),
+    ).toEqual([]);
   });
 });

@@ -54,7 +54,12 @@ describe('the Vault Agent template renders the keyring file the file key source 
     expect(JSON.parse(file)).toEqual({ current: 2, keys: { '1': firstHex, '2': secondHex } });
     const keyring = parseKeyFile(file);
     expect(keyring.current.versionLabel).toBe(2);
-    expect(keyring.entries().map((kek) => kek.versionLabel).sort()).toEqual([1, 2]);
+    expect(
+      keyring
+        .entries()
+        .map((kek) => kek.versionLabel)
+        .sort(),
+    ).toEqual([1, 2]);
   });
 
   test('a retired (soft-deleted) version leaves the file without ever being read, so the render does not fail on it', () => {
@@ -172,14 +177,19 @@ describe('the evaluator refuses what it does not implement, rather than guessing
 // CI has no Go toolchain, so this runs where one is installed (apt-get install golang-go) and says
 // so when skipped. It holds the evaluator above to Go's real text/template on the same data.
 const goAvailable = spawnSync('go', ['version'], { stdio: 'ignore' }).status === 0;
-if (!goAvailable) console.warn('k8s-agent-template: Go is not installed; the cross-check against Go text/template is skipped');
+if (!goAvailable)
+  console.warn('k8s-agent-template: Go is not installed; the cross-check against Go text/template is skipped');
 (goAvailable ? describe : describe.skip)("Go's text/template renders the same bytes as the evaluator", () => {
   let workDir = '';
   let renderer = '';
   beforeAll(() => {
     workDir = mkdtempSync(join(tmpdir(), 'provsec-go-template-'));
     renderer = join(workDir, 'render');
-    execFileSync('go', ['build', '-o', renderer, join(__dirname, 'go-template', 'render.go')], { stdio: 'pipe', timeout: 120_000, env: { ...process.env, GOFLAGS: '-mod=mod', GO111MODULE: 'off' } });
+    execFileSync('go', ['build', '-o', renderer, join(__dirname, 'go-template', 'render.go')], {
+      stdio: 'pipe',
+      timeout: 120_000,
+      env: { ...process.env, GOFLAGS: '-mod=mod', GO111MODULE: 'off' },
+    });
     writeFileSync(join(workDir, 'template'), template);
   }, 150_000);
   afterAll(() => rmSync(workDir, { recursive: true, force: true }));
@@ -194,11 +204,14 @@ if (!goAvailable) console.warn('k8s-agent-template: Go is not installed; the cro
   const scenarios: [string, (secret: VaultKvStandIn) => void][] = [
     ['one version', (secret) => void secret.put({ key: adrKeyHex() })],
     ['a rotation', (secret) => [adrKeyHex(), adrKeyHex()].forEach((key) => secret.put({ key }))],
-    ['a retired and a destroyed version', (secret) => {
-      [adrKeyHex(), adrKeyHex(), adrKeyHex()].forEach((key) => secret.put({ key }));
-      secret.delete(1);
-      secret.destroy(2);
-    }],
+    [
+      'a retired and a destroyed version',
+      (secret) => {
+        [adrKeyHex(), adrKeyHex(), adrKeyHex()].forEach((key) => secret.put({ key }));
+        secret.delete(1);
+        secret.destroy(2);
+      },
+    ],
     ['eleven versions', (secret) => Array.from({ length: 11 }, adrKeyHex).forEach((key) => secret.put({ key }))],
   ];
   test.each(scenarios)('%s', (_name, arrange) => {
@@ -216,7 +229,10 @@ if (!goAvailable) console.warn('k8s-agent-template: Go is not installed; the cro
     const secret = kekSecret();
     secret.put({ kek: adrKeyHex() });
 
-    expect(renderWithGo(secret)).toMatchObject({ status: 1, stderr: expect.stringContaining('map has no entry for key "key"') });
+    expect(renderWithGo(secret)).toMatchObject({
+      status: 1,
+      stderr: expect.stringContaining('map has no entry for key "key"'),
+    });
     expect(() => render(secret)).toThrow(/no entry for key "key"/);
   });
 });

@@ -5,19 +5,40 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { at, findObject, K8S_ROOT, loadManifestFile, REPO_ROOT, yamlFilesUnder, type KubeObject } from './support/manifests';
+import {
+  at,
+  findObject,
+  K8S_ROOT,
+  loadManifestFile,
+  REPO_ROOT,
+  yamlFilesUnder,
+  type KubeObject,
+} from './support/manifests';
 
 const REFERENCE = join(REPO_ROOT, 'test', 'fixtures', 'reference', 'vault-injector-annotations.txt');
 const PREFIX = 'vault.hashicorp.com/';
 const SECRET_NAME = 'provisioning-key';
 
 const deployment = findObject(loadManifestFile(join(K8S_ROOT, 'base', 'deployment.yaml')), 'Deployment', 'provsec');
-const rewrapJob = findObject(loadManifestFile(join(K8S_ROOT, 'components', 'rewrap-job', 'job.yaml')), 'Job', 'provsec-rewrap');
+const rewrapJob = findObject(
+  loadManifestFile(join(K8S_ROOT, 'components', 'rewrap-job', 'job.yaml')),
+  'Job',
+  'provsec-rewrap',
+);
 const migrateJob = findObject(loadManifestFile(join(K8S_ROOT, 'base', 'migrate-job.yaml')), 'Job', 'provsec-migrate');
 
-const podAnnotations = (object: KubeObject): Record<string, string> => at<Record<string, string>>(object, 'spec.template.metadata.annotations') ?? {};
-const podSpec = (object: KubeObject): Record<string, unknown> => at<Record<string, unknown>>(object, 'spec.template.spec');
-const serviceContainer = at<{ name: string; env: { name: string; value?: string }[]; volumeMounts: { name: string }[]; securityContext: { runAsGroup: number; runAsUser: number } }[]>(deployment, 'spec.template.spec.containers')[0]!;
+const podAnnotations = (object: KubeObject): Record<string, string> =>
+  at<Record<string, string>>(object, 'spec.template.metadata.annotations') ?? {};
+const podSpec = (object: KubeObject): Record<string, unknown> =>
+  at<Record<string, unknown>>(object, 'spec.template.spec');
+const serviceContainer = at<
+  {
+    name: string;
+    env: { name: string; value?: string }[];
+    volumeMounts: { name: string }[];
+    securityContext: { runAsGroup: number; runAsUser: number };
+  }[]
+>(deployment, 'spec.template.spec.containers')[0]!;
 const envValue = (name: string): string | undefined => serviceContainer.env.find((entry) => entry.name === name)?.value;
 
 /** Go duration strings as the agent parses them ("1m", "90s", or bare seconds). */
@@ -34,16 +55,30 @@ describe('every vault.hashicorp.com/ annotation key is one the injector accepts'
   });
 
   const reference = existsSync(REFERENCE)
-    ? readFileSync(REFERENCE, 'utf8').split('\n').map((line) => line.trim()).filter((line) => line.startsWith(PREFIX))
+    ? readFileSync(REFERENCE, 'utf8')
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line.startsWith(PREFIX))
     : [];
   const exactKeys = new Set(reference.filter((line) => !line.endsWith('-')));
   const prefixes = reference.filter((line) => line.endsWith('-'));
-  const isAccepted = (key: string): boolean => exactKeys.has(key) || prefixes.some((prefix) => key.startsWith(prefix) && key.length > prefix.length);
+  const isAccepted = (key: string): boolean =>
+    exactKeys.has(key) || prefixes.some((prefix) => key.startsWith(prefix) && key.length > prefix.length);
 
   // Read from the text, so keys inside kustomize patches ("vault.hashicorp.com~1namespace") and in
   // the deployment guide are checked too, not only those in parsed annotations.
-  const scannedFiles = [...yamlFilesUnder(K8S_ROOT), join(REPO_ROOT, 'docs', 'deploy.md')].filter((path) => existsSync(path));
-  const usedKeys = [...new Set(scannedFiles.flatMap((path) => [...readFileSync(path, 'utf8').matchAll(/vault\.hashicorp\.com(?:\/|~1)([a-z0-9-]+)/g)].map((match) => `${PREFIX}${match[1]}`)))].sort();
+  const scannedFiles = [...yamlFilesUnder(K8S_ROOT), join(REPO_ROOT, 'docs', 'deploy.md')].filter((path) =>
+    existsSync(path),
+  );
+  const usedKeys = [
+    ...new Set(
+      scannedFiles.flatMap((path) =>
+        [...readFileSync(path, 'utf8').matchAll(/vault\.hashicorp\.com(?:\/|~1)([a-z0-9-]+)/g)].map(
+          (match) => `${PREFIX}${match[1]}`,
+        ),
+      ),
+    ),
+  ].sort();
 
   test('the manifests use the injector (more than a handful of keys to check)', () => {
     expect(usedKeys.length).toBeGreaterThan(20);
@@ -70,7 +105,7 @@ describe('the service pod gets its key file from a Vault Agent sidecar', () => {
     expect(setupScript).toContain(`: "\${K8S_SERVICE_ACCOUNT:=${podSpec(deployment).serviceAccountName as string}}"`);
   });
 
-  test('the secret is the ADR\'s KV v2 path and lands where KEY_FILE points', () => {
+  test("the secret is the ADR's KV v2 path and lands where KEY_FILE points", () => {
     expect(annotations[`${PREFIX}agent-inject-secret-${SECRET_NAME}`]).toBe('kv-dev/data/provisioning_secret_enc_key');
     expect(annotations[`${PREFIX}agent-inject-file-${SECRET_NAME}`]).toBeUndefined();
     expect(annotations[`${PREFIX}secret-volume-path`] ?? '/vault/secrets').toBe('/vault/secrets');
@@ -83,7 +118,7 @@ describe('the service pod gets its key file from a Vault Agent sidecar', () => {
     expect(annotations[`${PREFIX}error-on-missing-key-${SECRET_NAME}`]).toBe('true');
   });
 
-  test('the file is 0440 and its group is the service\'s own (the pod fsGroup), not readable by others', () => {
+  test("the file is 0440 and its group is the service's own (the pod fsGroup), not readable by others", () => {
     const permissions = annotations[`${PREFIX}agent-inject-perms-${SECRET_NAME}`]!;
     expect(['0400', '0440']).toContain(permissions);
     const agentGroup = Number(annotations[`${PREFIX}agent-run-as-group`]);
@@ -124,13 +159,21 @@ describe('the service pod gets its key file from a Vault Agent sidecar', () => {
 
   test('the agent logs in with its own short-lived Vault-audience token that the service container does not mount', () => {
     const volumeName = annotations[`${PREFIX}agent-service-account-token-volume-name`]!;
-    const volumes = podSpec(deployment).volumes as { name: string; projected?: { sources: { serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }[] } }[];
-    const tokenSource = volumes.find((volume) => volume.name === volumeName)?.projected?.sources[0]?.serviceAccountToken;
+    const volumes = podSpec(deployment).volumes as {
+      name: string;
+      projected?: {
+        sources: { serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }[];
+      };
+    }[];
+    const tokenSource = volumes.find((volume) => volume.name === volumeName)?.projected?.sources[0]
+      ?.serviceAccountToken;
     expect(tokenSource).toMatchObject({ audience: 'vault', path: 'token' });
     expect(tokenSource!.expirationSeconds).toBeLessThanOrEqual(3600);
     expect(serviceContainer.volumeMounts.map((mount) => mount.name)).not.toContain(volumeName);
     expect(podSpec(deployment).automountServiceAccountToken).toBe(false);
-    expect(readFileSync(join(REPO_ROOT, 'vault', 'setup.sh'), 'utf8')).toContain(`: "\${TOKEN_AUDIENCE:=${tokenSource!.audience}}"`);
+    expect(readFileSync(join(REPO_ROOT, 'vault', 'setup.sh'), 'utf8')).toContain(
+      `: "\${TOKEN_AUDIENCE:=${tokenSource!.audience}}"`,
+    );
   });
 });
 
@@ -139,7 +182,9 @@ describe('the Jobs', () => {
     const jobAnnotations = podAnnotations(rewrapJob);
     const serviceAnnotations = podAnnotations(deployment);
     for (const key of ['agent-inject-template', 'agent-inject-secret', 'agent-inject-perms', 'error-on-missing-key']) {
-      expect(jobAnnotations[`${PREFIX}${key}-${SECRET_NAME}`]).toBe(serviceAnnotations[`${PREFIX}${key}-${SECRET_NAME}`]);
+      expect(jobAnnotations[`${PREFIX}${key}-${SECRET_NAME}`]).toBe(
+        serviceAnnotations[`${PREFIX}${key}-${SECRET_NAME}`],
+      );
     }
     expect(jobAnnotations[`${PREFIX}role`]).toBe(serviceAnnotations[`${PREFIX}role`]);
     expect(jobAnnotations[`${PREFIX}agent-pre-populate-only`]).toBe('true');

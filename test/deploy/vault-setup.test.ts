@@ -67,7 +67,10 @@ describe('vault/setup.sh', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  function setup(args: string[], extraEnv: Record<string, string> = {}): { status: number | null; output: string; calls: string[][] } {
+  function setup(
+    args: string[],
+    extraEnv: Record<string, string> = {},
+  ): { status: number | null; output: string; calls: string[][] } {
     const result = spawnSync('bash', [SETUP, ...args], {
       encoding: 'utf8',
       input: '',
@@ -75,11 +78,18 @@ describe('vault/setup.sh', () => {
     });
     const callsFile = join(dir, 'calls');
     const calls = existsSync(callsFile)
-      ? readFileSync(callsFile, 'utf8').split('\n').filter((line) => line !== '').map((line) => line.split('\x1f').slice(0, -1))
+      ? readFileSync(callsFile, 'utf8')
+          .split('\n')
+          .filter((line) => line !== '')
+          .map((line) => line.split('\x1f').slice(0, -1))
       : [];
     return { status: result.status, output: result.stdout + result.stderr, calls };
   }
-  const storedKeys = (): string[] => readdirSync(dir).filter((name) => name.startsWith('put.')).sort().map((name) => readFileSync(join(dir, name), 'utf8'));
+  const storedKeys = (): string[] =>
+    readdirSync(dir)
+      .filter((name) => name.startsWith('put.'))
+      .sort()
+      .map((name) => readFileSync(join(dir, name), 'utf8'));
   const opensslAvailable = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
   if (!opensslAvailable) console.warn('vault-setup: openssl is not installed; the key-creation cases are skipped');
   const withOpenssl = opensslAvailable ? test : test.skip;
@@ -95,23 +105,35 @@ describe('vault/setup.sh', () => {
     expect(calls).toEqual([
       ['policy', 'write', 'provsec', join(REPO_ROOT, 'vault', 'provsec-policy.hcl')],
       ['policy', 'write', 'provsec-kek-admin', join(REPO_ROOT, 'vault', 'provsec-kek-admin-policy.hcl')],
-      ['write', 'auth/kubernetes/role/provsec', 'bound_service_account_names=provsec', 'bound_service_account_namespaces=provsec', 'audience=vault', 'token_policies=provsec', 'token_ttl=1h', 'token_max_ttl=4h'],
+      [
+        'write',
+        'auth/kubernetes/role/provsec',
+        'bound_service_account_names=provsec',
+        'bound_service_account_namespaces=provsec',
+        'audience=vault',
+        'token_policies=provsec',
+        'token_ttl=1h',
+        'token_max_ttl=4h',
+      ],
     ]);
   });
 
-  withOpenssl("create-kek writes a 64-hex-digit key in the ADR's upper-case form through stdin, never in an argument or the output", () => {
-    const { status, calls, output } = setup(['create-kek']);
+  withOpenssl(
+    "create-kek writes a 64-hex-digit key in the ADR's upper-case form through stdin, never in an argument or the output",
+    () => {
+      const { status, calls, output } = setup(['create-kek']);
 
-    expect(status).toBe(0);
-    const [key] = storedKeys();
-    expect(key).toMatch(/^[0-9A-F]{64}$/);
-    expect(calls[0]).toEqual(['kv', 'put', '-mount=kv-dev', '-cas=0', KEK_PATH, 'key=-']);
-    expect(calls).toContainEqual(['kv', 'metadata', 'put', '-mount=kv-dev', '-max-versions=20', KEK_PATH]);
-    expect(JSON.stringify(calls)).not.toContain(key);
-    expect(output).not.toContain(key);
-    expect(output.toLowerCase()).not.toContain(key!.toLowerCase());
-    expect(output).toContain('created KEK version 1');
-  });
+      expect(status).toBe(0);
+      const [key] = storedKeys();
+      expect(key).toMatch(/^[0-9A-F]{64}$/);
+      expect(calls[0]).toEqual(['kv', 'put', '-mount=kv-dev', '-cas=0', KEK_PATH, 'key=-']);
+      expect(calls).toContainEqual(['kv', 'metadata', 'put', '-mount=kv-dev', '-max-versions=20', KEK_PATH]);
+      expect(JSON.stringify(calls)).not.toContain(key);
+      expect(output).not.toContain(key);
+      expect(output.toLowerCase()).not.toContain(key!.toLowerCase());
+      expect(output).toContain('created KEK version 1');
+    },
+  );
 
   withOpenssl('create-kek refuses to overwrite an existing KEK (check-and-set 0) and says to rotate', () => {
     setup(['create-kek']);
@@ -161,7 +183,9 @@ describe('vault/setup.sh', () => {
     expect(refused.status).not.toBe(0);
     expect(refused.output).toContain('version 2 is the current KEK');
     // The call log spans both runs: still only the one delete, of version 1.
-    expect(refused.calls.filter((call) => call[1] === 'delete')).toEqual([['kv', 'delete', '-mount=kv-dev', '-versions=1', KEK_PATH]]);
+    expect(refused.calls.filter((call) => call[1] === 'delete')).toEqual([
+      ['kv', 'delete', '-mount=kv-dev', '-versions=1', KEK_PATH],
+    ]);
   });
 
   test('an unknown step or a missing version number is an error', () => {

@@ -21,8 +21,17 @@ describe('HTTP basics', () => {
     echo.post('/v1/echo', (req, res) => {
       res.status(201).json({ received: req.body as unknown });
     });
-    const database: ReadinessCheck = { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) };
-    app = createApp({ logger: log.logger, registry: new Registry(), readinessChecks: [database], isDraining: () => false, routers: [echo] });
+    const database: ReadinessCheck = {
+      name: 'database',
+      check: async () => (await pool.query('SELECT 1'), { ok: true }),
+    };
+    app = createApp({
+      logger: log.logger,
+      registry: new Registry(),
+      readinessChecks: [database],
+      isDraining: () => false,
+      routers: [echo],
+    });
   });
   afterAll(() => pool.end());
 
@@ -30,7 +39,12 @@ describe('HTTP basics', () => {
     expect(response.status).toBe(status);
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     const body = JSON.parse(response.text) as Record<string, unknown>;
-    expect(body).toMatchObject({ status, type: expect.stringMatching(/^https:\/\//), title: expect.any(String), detail: expect.any(String) });
+    expect(body).toMatchObject({
+      status,
+      type: expect.stringMatching(/^https:\/\//),
+      title: expect.any(String),
+      detail: expect.any(String),
+    });
     expect(response.text).not.toMatch(/at .*\.(ts|js):\d+/);
     expect(response.text).not.toMatch(/<html/i);
   }
@@ -65,25 +79,31 @@ describe('HTTP basics', () => {
     expect((await request(app).post('/v1/echo').set('Content-Type', 'application/json').send(fits)).status).toBe(201);
   });
 
-  test.each(['text/plain', 'application/x-www-form-urlencoded', 'application/xml'])('content type %s on a JSON route is a 415 problem', async (type) => {
-    expectProblem(await request(app).post('/v1/echo').set('Content-Type', type).send('id=1'), 415);
-  });
+  test.each(['text/plain', 'application/x-www-form-urlencoded', 'application/xml'])(
+    'content type %s on a JSON route is a 415 problem',
+    async (type) => {
+      expectProblem(await request(app).post('/v1/echo').set('Content-Type', type).send('id=1'), 415);
+    },
+  );
 
   test('a valid X-Request-Id is echoed and appears in the request log line', async () => {
     const response = await request(app).get('/no/such/route').set('X-Request-Id', 'trace-abc.123');
     expect(response.headers['x-request-id']).toBe('trace-abc.123');
     expect(JSON.parse(response.text).requestId).toBe('trace-abc.123');
-    const line = log.lines.map((entry) => JSON.parse(entry) as Record<string, unknown>).find((entry) => entry.requestId === 'trace-abc.123');
+    const line = log.lines
+      .map((entry) => JSON.parse(entry) as Record<string, unknown>)
+      .find((entry) => entry.requestId === 'trace-abc.123');
     expect(line).toBeDefined();
   });
 
-  test.each([['too long', 'x'.repeat(129)], ['not printable', 'abc def\tghi'], ['injection', 'a"b{c}']])(
-    'an invalid X-Request-Id (%s) is replaced by a generated one',
-    async (_case, offered) => {
-      const response = await request(app).get('/healthz').set('X-Request-Id', offered);
-      expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    },
-  );
+  test.each([
+    ['too long', 'x'.repeat(129)],
+    ['not printable', 'abc def\tghi'],
+    ['injection', 'a"b{c}'],
+  ])('an invalid X-Request-Id (%s) is replaced by a generated one', async (_case, offered) => {
+    const response = await request(app).get('/healthz').set('X-Request-Id', offered);
+    expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
 
   test('a request id is generated when none is sent', async () => {
     const response = await request(app).get('/healthz');

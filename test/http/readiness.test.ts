@@ -18,7 +18,13 @@ describe('/readyz follows the database', () => {
   beforeAll(async () => {
     databasePort = await freePort();
     database = await startPostgresProcess(dataDir, databasePort);
-    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, PROVSEC_STATE_DIR: join(dataDir, '..', 'state') });
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: database.url,
+      PROVSEC_STATE_DIR: join(dataDir, '..', 'state'),
+    });
     service = await startService(config, capturedLogger().logger);
   }, 60_000);
   afterAll(async () => {

@@ -11,7 +11,8 @@ import type { KeySourceDeps } from '../../src/keys/key-source';
 import { captureLogs, expectNoKeyMaterial, metricValue, newRegistry, randomKeyHex } from './support/key-test-kit';
 
 class ScriptedKeySource extends BaseKeySource {
-  fetch: (kekId: string, versionLabel: number | null) => Promise<Keyring> = (kekId, versionLabel) => super.fetchMissingKek(kekId, versionLabel);
+  fetch: (kekId: string, versionLabel: number | null) => Promise<Keyring> = (kekId, versionLabel) =>
+    super.fetchMissingKek(kekId, versionLabel);
   constructor(
     deps: KeySourceDeps,
     private readonly first: () => Promise<void>,
@@ -69,7 +70,10 @@ describe('base key source', () => {
       throw new Error('boom');
     });
     await expect(throwing.source.start()).resolves.toBeUndefined();
-    expect(throwing.source.status()).toMatchObject({ state: 'failed', lastError: 'unexpected Error while loading keys' });
+    expect(throwing.source.status()).toMatchObject({
+      state: 'failed',
+      lastError: 'unexpected Error while loading keys',
+    });
     const silent = make();
     await silent.source.start();
     expect(silent.source.status().state).toBe('failed');
@@ -79,7 +83,11 @@ describe('base key source', () => {
     const { source, registry } = make(async (s) => s.install(Keyring.single(kekA)));
     await source.start();
     source.fail(new KeySourceLoadError('invalid_json', 'the key file is not valid JSON'));
-    expect(source.status()).toMatchObject({ state: 'degraded', currentKekId: kekA.kekId, lastError: 'the key file is not valid JSON' });
+    expect(source.status()).toMatchObject({
+      state: 'degraded',
+      currentKekId: kekA.kekId,
+      lastError: 'the key file is not valid JSON',
+    });
     expect(await metricValue(registry, 'provsec_key_source_reload_failures_total', { reason: 'invalid_json' })).toBe(1);
     source.install(Keyring.single(kekB));
     expect(source.status()).toMatchObject({ state: 'ready', currentKekId: kekB.kekId });
@@ -91,7 +99,9 @@ describe('base key source', () => {
   it('a failure message that somehow carries key-like text is redacted before it is logged or shown', async () => {
     const { source, logs } = make(async (s) => s.install(Keyring.single(kekA)));
     await source.start();
-    source.fail(new KeySourceLoadError('invalid_key', `oops ${keyB} and ${Buffer.from(keyB, 'hex').toString('base64')}`));
+    source.fail(
+      new KeySourceLoadError('invalid_key', `oops ${keyB} and ${Buffer.from(keyB, 'hex').toString('base64')}`),
+    );
     expect(source.status().lastError).toBe('oops [redacted] and [redacted]');
     expectNoKeyMaterial(logs.text(), [keyA, keyB]);
   });
@@ -134,7 +144,8 @@ describe('base key source', () => {
   it('a version label is a KV version or keyring entry number; anything else cannot name a key', async () => {
     const { source } = make(async (s) => s.install(Keyring.single(kekA)));
     await source.start();
-    for (const bad of [0, -1, 1.5, Number.NaN]) await expect(source.keyringFor(kekB.kekId, bad)).rejects.toThrow(/version label must be a positive integer/);
+    for (const bad of [0, -1, 1.5, Number.NaN])
+      await expect(source.keyringFor(kekB.kekId, bad)).rejects.toThrow(/version label must be a positive integer/);
   });
 
   it('the common case answers from memory, without asking the source', async () => {
@@ -153,7 +164,9 @@ describe('base key source', () => {
     const { source } = make(async (s) => s.install(Keyring.single(kekA)));
     await source.start();
     source.fetch = () => Promise.resolve(Keyring.single(kekA));
-    await expect(source.keyringFor(kekB.kekId, 2)).rejects.toThrow(`KEK ${kekB.kekId}: the file key source returned a keyring without it`);
+    await expect(source.keyringFor(kekB.kekId, 2)).rejects.toThrow(
+      `KEK ${kekB.kekId}: the file key source returned a keyring without it`,
+    );
   });
 
   it('an unexpected error while fetching becomes KekUnavailableError without its message', async () => {

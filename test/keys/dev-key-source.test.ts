@@ -16,13 +16,18 @@ afterEach(() => cleanup());
 
 async function startDev() {
   const logs = captureLogs();
-  const source = createKeySource({ kind: 'dev', stateDir, production: false }, { logger: logs.logger, registry: newRegistry() });
+  const source = createKeySource(
+    { kind: 'dev', stateDir, production: false },
+    { logger: logs.logger, registry: newRegistry() },
+  );
   await source.start();
   return { source, logs };
 }
 
-const devKeyHex = async () => (JSON.parse(await readFile(join(stateDir, DEV_KEK_FILE_NAME), 'utf8')) as { key: string }).key;
-const loudWarnings = (logs: ReturnType<typeof captureLogs>) => logs.records().filter((record) => record.level === 40 && String(record.msg).startsWith('DEV KEY SOURCE IN USE'));
+const devKeyHex = async () =>
+  (JSON.parse(await readFile(join(stateDir, DEV_KEK_FILE_NAME), 'utf8')) as { key: string }).key;
+const loudWarnings = (logs: ReturnType<typeof captureLogs>) =>
+  logs.records().filter((record) => record.level === 40 && String(record.msg).startsWith('DEV KEY SOURCE IN USE'));
 
 describe('dev key source', () => {
   it('creates a random KEK once, in the single-key form, with file mode 0600', async () => {
@@ -32,7 +37,10 @@ describe('dev key source', () => {
     const hex = await devKeyHex();
     expect(hex).toMatch(/^[0-9a-f]{64}$/);
     expect(source.status()).toMatchObject({ kind: 'dev', state: 'ready' });
-    expect(logs.records().find((record) => record.msg === 'key source loaded its first keyring')).toMatchObject({ created: true, fileMode: '0600' });
+    expect(logs.records().find((record) => record.msg === 'key source loaded its first keyring')).toMatchObject({
+      created: true,
+      fileMode: '0600',
+    });
     expectNoKeyMaterial(logs.text(), [hex]);
     await source.stop();
   });
@@ -45,7 +53,9 @@ describe('dev key source', () => {
     const second = await startDev();
     expect(second.source.currentKeyring()?.current.kekId).toBe(firstKekId);
     expect(await readFile(join(stateDir, DEV_KEK_FILE_NAME), 'utf8')).toBe(contentBefore);
-    expect(second.logs.records().find((record) => record.msg === 'key source loaded its first keyring')).toMatchObject({ created: false });
+    expect(second.logs.records().find((record) => record.msg === 'key source loaded its first keyring')).toMatchObject({
+      created: false,
+    });
     expect(loudWarnings(first.logs)).toHaveLength(1);
     expect(loudWarnings(second.logs)).toHaveLength(1);
     const hex = await devKeyHex();
@@ -72,7 +82,11 @@ describe('dev key source', () => {
   });
 
   it('is refused in production with a clear config error', () => {
-    const make = () => createKeySource({ kind: 'dev', stateDir, production: true }, { logger: captureLogs().logger, registry: newRegistry() });
+    const make = () =>
+      createKeySource(
+        { kind: 'dev', stateDir, production: true },
+        { logger: captureLogs().logger, registry: newRegistry() },
+      );
     expect(make).toThrow(KeySourceConfigError);
     expect(make).toThrow('KEY_SOURCE=dev is refused when NODE_ENV=production');
   });

@@ -11,7 +11,17 @@ import { importKekFromHex } from '../../src/crypto/kek';
 import type { Keyring } from '../../src/crypto/keyring';
 import { createKeySource } from '../../src/keys/create-key-source';
 import type { KeySource } from '../../src/keys/key-source';
-import { captureLogs, expectNoKeyMaterial, metricValue, newRegistry, randomKeyHex, sleep, waitFor, withTempDir, type CapturedLogs } from './support/key-test-kit';
+import {
+  captureLogs,
+  expectNoKeyMaterial,
+  metricValue,
+  newRegistry,
+  randomKeyHex,
+  sleep,
+  waitFor,
+  withTempDir,
+  type CapturedLogs,
+} from './support/key-test-kit';
 
 const kekIdOf = (hex: string) => importKekFromHex(hex).kekId;
 const single = (hex: string) => `${JSON.stringify({ key: hex })}\n`;
@@ -30,7 +40,10 @@ interface Running {
 let running: Running;
 let cleanup: () => Promise<void>;
 
-async function startWith(content: string | undefined, options: { useFsWatch?: boolean; pollIntervalMs?: number } = {}): Promise<Running> {
+async function startWith(
+  content: string | undefined,
+  options: { useFsWatch?: boolean; pollIntervalMs?: number } = {},
+): Promise<Running> {
   const temp = await withTempDir('keyfile');
   cleanup = temp.cleanup;
   const keyFile = join(temp.dir, 'provisioning-key');
@@ -38,7 +51,14 @@ async function startWith(content: string | undefined, options: { useFsWatch?: bo
   const logs = captureLogs();
   const registry = newRegistry();
   const source = createKeySource(
-    { kind: 'file', keyFile, production: true, debounceMs: 20, pollIntervalMs: options.pollIntervalMs ?? 150, useFsWatch: options.useFsWatch ?? true },
+    {
+      kind: 'file',
+      keyFile,
+      production: true,
+      debounceMs: 20,
+      pollIntervalMs: options.pollIntervalMs ?? 150,
+      useFsWatch: options.useFsWatch ?? true,
+    },
     { logger: logs.logger, registry },
   );
   const swaps: Keyring[] = [];
@@ -55,10 +75,16 @@ async function renderByRename(r: Running, content: string): Promise<void> {
   await rename(temp, r.keyFile);
 }
 
-const failures = (r: Running, reason?: string) => metricValue(r.registry, 'provsec_key_source_reload_failures_total', reason ? { reason } : {});
+const failures = (r: Running, reason?: string) =>
+  metricValue(r.registry, 'provsec_key_source_reload_failures_total', reason ? { reason } : {});
 const currentKekId = (r: Running) => r.source.currentKeyring()?.current.kekId;
 
-async function expectBadRenderKept(r: Running, goodKekId: string, reason: string, act: () => Promise<void>): Promise<void> {
+async function expectBadRenderKept(
+  r: Running,
+  goodKekId: string,
+  reason: string,
+  act: () => Promise<void>,
+): Promise<void> {
   const failuresBefore = await failures(r, reason);
   await act();
   await waitFor(async () => (await failures(r, reason)) > failuresBefore, `a ${reason} failure to be counted`);
@@ -87,7 +113,12 @@ describe('file key source', () => {
     const hex = randomKeyHex(true);
     const r = await startWith(single(hex));
     r.keysUsed.push(hex);
-    expect(r.source.status()).toMatchObject({ kind: 'file', state: 'ready', currentKekId: kekIdOf(hex), knownKekIds: [kekIdOf(hex)] });
+    expect(r.source.status()).toMatchObject({
+      kind: 'file',
+      state: 'ready',
+      currentKekId: kekIdOf(hex),
+      knownKekIds: [kekIdOf(hex)],
+    });
     expect(r.source.status().loadedAt).toBeInstanceOf(Date);
     const loaded = r.logs.records().find((record) => record.msg === 'key source loaded its first keyring');
     expect(loaded).toMatchObject({ fileMode: '0640', currentKekId: kekIdOf(hex), path: r.keyFile });
@@ -105,7 +136,10 @@ describe('file key source', () => {
     r.keysUsed.push(next);
     await writeFile(r.keyFile, single(next));
     await expectPickedUp(r, next);
-    expect(r.logs.records().find((record) => record.currentKekId === kekIdOf(next) && record.fileMode !== undefined)?.fileMode).toBe('0666');
+    expect(
+      r.logs.records().find((record) => record.currentKekId === kekIdOf(next) && record.fileMode !== undefined)
+        ?.fileMode,
+    ).toBe('0666');
   });
 
   it('swaps in a re-render done by temp file + rename, without restart, and tells listeners', async () => {
@@ -189,19 +223,26 @@ describe('file key source', () => {
     ['a 31-byte key', () => single(randomKeyHex().slice(0, 62)), 'invalid_key'],
     ['an all-zero key', () => single('0'.repeat(64)), 'invalid_key'],
     ['an unknown field', () => JSON.stringify({ key: randomKeyHex(), note: 'x' }), 'invalid_format'],
-    ['a keyring whose current is missing', () => JSON.stringify({ current: 3, keys: { '1': randomKeyHex() } }), 'invalid_keyring'],
-  ])('keeps the last good keyring on %s, logs it without key material, then takes a good file', async (_name, badContent, reason) => {
-    const first = randomKeyHex();
-    const r = await startWith(single(first));
-    r.keysUsed.push(first);
-    const bad = badContent();
-    r.keysUsed.push(...(bad.match(/[0-9a-fA-F]{62,64}/g) ?? []));
-    await expectBadRenderKept(r, kekIdOf(first), reason, () => renderByRename(r, bad));
-    const next = randomKeyHex();
-    r.keysUsed.push(next);
-    await renderByRename(r, single(next));
-    await expectPickedUp(r, next);
-  });
+    [
+      'a keyring whose current is missing',
+      () => JSON.stringify({ current: 3, keys: { '1': randomKeyHex() } }),
+      'invalid_keyring',
+    ],
+  ])(
+    'keeps the last good keyring on %s, logs it without key material, then takes a good file',
+    async (_name, badContent, reason) => {
+      const first = randomKeyHex();
+      const r = await startWith(single(first));
+      r.keysUsed.push(first);
+      const bad = badContent();
+      r.keysUsed.push(...(bad.match(/[0-9a-fA-F]{62,64}/g) ?? []));
+      await expectBadRenderKept(r, kekIdOf(first), reason, () => renderByRename(r, bad));
+      const next = randomKeyHex();
+      r.keysUsed.push(next);
+      await renderByRename(r, single(next));
+      await expectPickedUp(r, next);
+    },
+  );
 
   it('loads the keyring form and rotates: the new current encrypts, the previous still decrypts', async () => {
     const v1 = randomKeyHex();
@@ -255,7 +296,9 @@ describe('file key source', () => {
     await expect(r.source.keyringFor(kekIdOf(hex), null)).resolves.toBe(r.source.currentKeyring());
     const unknown = kekIdOf(randomKeyHex());
     await expect(r.source.keyringFor(unknown, 4)).rejects.toThrow(KekUnavailableError);
-    await expect(r.source.keyringFor(unknown, 4)).rejects.toThrow(`KEK ${unknown} (version 4) is not held by the file key source`);
+    await expect(r.source.keyringFor(unknown, 4)).rejects.toThrow(
+      `KEK ${unknown} (version 4) is not held by the file key source`,
+    );
     await expect(r.source.keyringFor('not-a-kek-id', null)).rejects.toThrow('the requested KEK id is malformed');
   });
 
@@ -283,7 +326,10 @@ describe('file key source', () => {
     it.skip('loads a KEK made by the ADR command (skipped: openssl is not on this machine)', () => undefined);
   } else {
     it("loads a KEK made exactly as the ADR says: the key= line of 'openssl enc -aes-256-cbc -k secret -P -md sha1'", async () => {
-      const printed = execFileSync('openssl', ['enc', '-aes-256-cbc', '-k', 'secret', '-P', '-md', 'sha1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const printed = execFileSync('openssl', ['enc', '-aes-256-cbc', '-k', 'secret', '-P', '-md', 'sha1'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       const keyLine = /^key=([0-9A-F]{64})$/m.exec(printed);
       expect(keyLine).not.toBeNull();
       const adrKey = (keyLine as RegExpExecArray)[1] as string;

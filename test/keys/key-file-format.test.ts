@@ -29,11 +29,15 @@ describe('key file format', () => {
   });
 
   it('accepts upper- and lower-case hex as the same key (same KEK id)', () => {
-    expect(parseKeyFile(JSON.stringify({ key: keyA.toUpperCase() })).current.kekId).toBe(parseKeyFile(JSON.stringify({ key: keyA })).current.kekId);
+    expect(parseKeyFile(JSON.stringify({ key: keyA.toUpperCase() })).current.kekId).toBe(
+      parseKeyFile(JSON.stringify({ key: keyA })).current.kekId,
+    );
   });
 
   it('accepts surrounding whitespace and a trailing newline', () => {
-    expect(parseKeyFile(`\n  ${JSON.stringify({ key: keyA }, null, 2)}\n\n`).current.kekId).toBe(importKekFromHex(keyA).kekId);
+    expect(parseKeyFile(`\n  ${JSON.stringify({ key: keyA }, null, 2)}\n\n`).current.kekId).toBe(
+      importKekFromHex(keyA).kekId,
+    );
   });
 
   it('reads the keyring form: current encrypts, every listed version decrypts, labels are the versions', () => {
@@ -68,10 +72,18 @@ describe('key file format', () => {
       ['a partial write', `{"key": "${keyA.slice(0, 20)}`, 'invalid_json'],
       ['a bare hex string (JSON string, not an object)', JSON.stringify(keyA), 'invalid_format'],
       ['a key that is not a string', JSON.stringify({ key: 12 }), 'invalid_format'],
-      ['an unknown field beside key (unknown fields are rejected)', JSON.stringify({ key: keyA, comment: 'x' }), 'invalid_format'],
+      [
+        'an unknown field beside key (unknown fields are rejected)',
+        JSON.stringify({ key: keyA, comment: 'x' }),
+        'invalid_format',
+      ],
       ['a misspelt field', JSON.stringify({ Key: keyA }), 'invalid_format'],
       ['the key pasted as a field NAME', JSON.stringify({ [keyA]: 'key' }), 'invalid_format'],
-      ['a key pasted as a version NAME in the keyring form', JSON.stringify({ current: 1, keys: { [keyB]: keyA } }), 'invalid_format'],
+      [
+        'a key pasted as a version NAME in the keyring form',
+        JSON.stringify({ current: 1, keys: { [keyB]: keyA } }),
+        'invalid_format',
+      ],
       ['a 31-byte key (62 hex digits)', JSON.stringify({ key: keyA.slice(0, 62) }), 'invalid_key'],
       ['a 33-byte key', JSON.stringify({ key: `${keyA}ab` }), 'invalid_key'],
       ['an all-zero key', JSON.stringify({ key: '0'.repeat(64) }), 'invalid_key'],
@@ -85,8 +97,16 @@ describe('key file format', () => {
       ['current as a string', JSON.stringify({ current: '1', keys: { '1': keyA } }), 'invalid_format'],
       ['keys without current', JSON.stringify({ keys: { '1': keyA } }), 'invalid_format'],
       ['both forms at once', JSON.stringify({ key: keyA, current: 1, keys: { '1': keyA } }), 'invalid_format'],
-      ['a bad key among good ones', JSON.stringify({ current: 2, keys: { '1': keyA.slice(2), '2': keyB } }), 'invalid_key'],
-      ['an all-zero key under an older version', JSON.stringify({ current: 2, keys: { '1': '0'.repeat(64), '2': keyB } }), 'invalid_key'],
+      [
+        'a bad key among good ones',
+        JSON.stringify({ current: 2, keys: { '1': keyA.slice(2), '2': keyB } }),
+        'invalid_key',
+      ],
+      [
+        'an all-zero key under an older version',
+        JSON.stringify({ current: 2, keys: { '1': '0'.repeat(64), '2': keyB } }),
+        'invalid_key',
+      ],
     ];
     it.each(cases)('%s', (_name, text, reason) => {
       const error = loadError(text);
@@ -96,6 +116,8 @@ describe('key file format', () => {
   });
 
   it('names the failing entry by version so an operator can find it', () => {
-    expect(loadError(JSON.stringify({ current: 2, keys: { '1': keyA.slice(2), '2': keyB } })).message).toMatch(/keys\.1: a KEK must be 64 hex digits, got 62/);
+    expect(loadError(JSON.stringify({ current: 2, keys: { '1': keyA.slice(2), '2': keyB } })).message).toMatch(
+      /keys\.1: a KEK must be 64 hex digits, got 62/,
+    );
   });
 });

@@ -12,7 +12,17 @@ import { createKeySource, type VaultKeySourceConfig } from '../../src/keys/creat
 import type { KeySource } from '../../src/keys/key-source';
 import { freePort } from '../support/free-port';
 import { VaultStandIn, type KubernetesAuthStandIn } from '../support/vault-stand-in';
-import { captureLogs, expectNoKeyMaterial, metricValue, newRegistry, randomKeyHex, sleep, waitFor, withTempDir, type CapturedLogs } from './support/key-test-kit';
+import {
+  captureLogs,
+  expectNoKeyMaterial,
+  metricValue,
+  newRegistry,
+  randomKeyHex,
+  sleep,
+  waitFor,
+  withTempDir,
+  type CapturedLogs,
+} from './support/key-test-kit';
 
 const MOUNT = 'kv-dev';
 const PATH = 'provisioning_secret_enc_key';
@@ -41,7 +51,9 @@ afterEach(async () => {
   for (const h of harnesses.splice(0)) {
     await h.source.stop();
     await h.vault.close();
-    const issuedTokens = h.vault.requests.map((request) => request.vaultToken).filter((token): token is string => token !== undefined);
+    const issuedTokens = h.vault.requests
+      .map((request) => request.vaultToken)
+      .filter((token): token is string => token !== undefined);
     expectNoKeyMaterial(h.logs.text(), h.keys);
     for (const secretText of [JWT, ...issuedTokens]) expect(h.logs.text()).not.toContain(secretText);
   }
@@ -63,7 +75,10 @@ async function harness(options: {
   const kubernetes: KubernetesAuthStandIn | undefined = options.kubernetes
     ? { mount: 'kubernetes', role: 'provsec', jwt: JWT, tokenTtlSeconds: 60, renewable: true, ...options.kubernetes }
     : undefined;
-  const vault = await VaultStandIn.start({ mode: options.mode ?? (kubernetes ? 'server' : 'agent-proxy'), ...(kubernetes ? { kubernetes } : {}) });
+  const vault = await VaultStandIn.start({
+    mode: options.mode ?? (kubernetes ? 'server' : 'agent-proxy'),
+    ...(kubernetes ? { kubernetes } : {}),
+  });
   const keys: string[] = [];
   const put: Harness['put'] = (hex = randomKeyHex()) => {
     keys.push(hex);
@@ -97,7 +112,8 @@ async function harness(options: {
   return h;
 }
 
-const failures = (h: Harness, reason: string) => metricValue(h.registry, 'provsec_key_source_reload_failures_total', { reason });
+const failures = (h: Harness, reason: string) =>
+  metricValue(h.registry, 'provsec_key_source_reload_failures_total', { reason });
 const currentKekId = (h: Harness) => h.source.currentKeyring()?.current.kekId;
 
 async function timed<T>(work: Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> {
@@ -109,16 +125,27 @@ async function timed<T>(work: Promise<T>): Promise<{ ms: number; result: Promise
 describe('vault key source through the Vault Agent API proxy (agent auth)', () => {
   it('loads the current KV v2 version, sends no token, sends the namespace header, and reports ready', async () => {
     let v1!: ReturnType<Harness['put']>;
-    const h = await harness({ namespace: 'ns_dev/ns_wcm_infra/ac_access_control', before: (put) => (v1 = put(randomKeyHex(true))) });
-    expect(h.source.status()).toMatchObject({ kind: 'vault', state: 'ready', currentKekId: v1.kekId, knownKekIds: [v1.kekId] });
+    const h = await harness({
+      namespace: 'ns_dev/ns_wcm_infra/ac_access_control',
+      before: (put) => (v1 = put(randomKeyHex(true))),
+    });
+    expect(h.source.status()).toMatchObject({
+      kind: 'vault',
+      state: 'ready',
+      currentKekId: v1.kekId,
+      knownKekIds: [v1.kekId],
+    });
     expect(h.source.currentKeyring()?.current.versionLabel).toBe(1);
     expect(h.vault.requests.length).toBeGreaterThanOrEqual(2);
     expect(h.vault.requests.every((request) => request.vaultToken === undefined)).toBe(true);
-    expect(h.vault.requests.every((request) => request.vaultNamespace === 'ns_dev/ns_wcm_infra/ac_access_control')).toBe(true);
-    expect(h.vault.requests.slice(0, 2).map((request) => `${request.path}${request.version ? `?version=${request.version}` : ''}`)).toEqual([
-      `/v1/${MOUNT}/metadata/${PATH}`,
-      `/v1/${MOUNT}/data/${PATH}?version=1`,
-    ]);
+    expect(
+      h.vault.requests.every((request) => request.vaultNamespace === 'ns_dev/ns_wcm_infra/ac_access_control'),
+    ).toBe(true);
+    expect(
+      h.vault.requests
+        .slice(0, 2)
+        .map((request) => `${request.path}${request.version ? `?version=${request.version}` : ''}`),
+    ).toEqual([`/v1/${MOUNT}/metadata/${PATH}`, `/v1/${MOUNT}/data/${PATH}?version=1`]);
     expect(await metricValue(h.registry, 'provsec_key_source_current_kek_info', { kek_id: v1.kekId })).toBe(1);
   });
 
@@ -129,9 +156,14 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     try {
       const h = await harness({ before: (put) => void put() });
       expect(h.source.status().state).toBe('ready');
-      expect(h.vault.requests.every((request) => request.vaultToken === undefined && request.vaultNamespace === undefined)).toBe(true);
+      expect(
+        h.vault.requests.every((request) => request.vaultToken === undefined && request.vaultNamespace === undefined),
+      ).toBe(true);
     } finally {
-      for (const [name, value] of [['VAULT_TOKEN', saved.token], ['VAULT_NAMESPACE', saved.namespace]] as const) {
+      for (const [name, value] of [
+        ['VAULT_TOKEN', saved.token],
+        ['VAULT_NAMESPACE', saved.namespace],
+      ] as const) {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;
       }
@@ -192,7 +224,9 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     await waitFor(() => h.source.currentKeyring()?.has(v1.kekId) === false, 'the deleted version to leave the keyring');
     const refused = h.source.keyringFor(v1.kekId, 1);
     await expect(refused).rejects.toThrow(KekUnavailableError);
-    await expect(h.source.keyringFor(v1.kekId, 1)).rejects.toThrow(`KEK ${v1.kekId}: Vault version 1 of ${MOUNT}/${PATH} is unavailable: ${MOUNT}/${PATH} version 1 is deleted in Vault`);
+    await expect(h.source.keyringFor(v1.kekId, 1)).rejects.toThrow(
+      `KEK ${v1.kekId}: Vault version 1 of ${MOUNT}/${PATH} is unavailable: ${MOUNT}/${PATH} version 1 is deleted in Vault`,
+    );
     expect(h.source.status().state).toBe('ready');
   });
 
@@ -204,7 +238,9 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
 
   it('keeps a version whose deletion is only scheduled (delete_version_after, deletion_time in the future)', async () => {
     let v1!: ReturnType<Harness['put']>;
-    const h = await harness({ before: (put, vault) => ((v1 = put()), vault.deleteVersion(MOUNT, PATH, 1, new Date(Date.now() + 3_600_000))) });
+    const h = await harness({
+      before: (put, vault) => ((v1 = put()), vault.deleteVersion(MOUNT, PATH, 1, new Date(Date.now() + 3_600_000))),
+    });
     expect(currentKekId(h)).toBe(v1.kekId);
     await sleep(200);
     expect(currentKekId(h)).toBe(v1.kekId);
@@ -217,7 +253,9 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     h.vault.deleteVersion(MOUNT, PATH, 1);
     await waitFor(() => h.source.currentKeyring() === undefined, 'the keyring to be withdrawn');
     expect(h.source.status()).toMatchObject({ state: 'failed', knownKekIds: [] });
-    expect(h.source.status().lastError).toMatch(/current version 1 of kv-dev\/provisioning_secret_enc_key is deleted in Vault/);
+    expect(h.source.status().lastError).toMatch(
+      /current version 1 of kv-dev\/provisioning_secret_enc_key is deleted in Vault/,
+    );
     await expect(h.source.keyringFor(v1.kekId, 1)).rejects.toThrow(KekUnavailableError);
     const v2 = h.put();
     await waitFor(() => currentKekId(h) === v2.kekId, 'a new version to restore the keyring');
@@ -252,7 +290,9 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     expect(cached.ms).toBeLessThan(20);
     const fetch = await timed(h.source.keyringFor(v1.kekId, 1));
     expect(fetch.result.status).toBe('rejected');
-    expect(String((fetch.result as PromiseRejectedResult).reason)).toMatch(/KekUnavailableError: .*(no answer within|timed out)/);
+    expect(String((fetch.result as PromiseRejectedResult).reason)).toMatch(
+      /KekUnavailableError: .*(no answer within|timed out)/,
+    );
     expect(fetch.ms).toBeLessThan(700);
     await waitFor(async () => (await failures(h, 'timeout')) > 0, 'a timeout failure to be counted');
     expect(h.source.status()).toMatchObject({ state: 'degraded', currentKekId: v2.kekId });
@@ -294,7 +334,12 @@ describe('vault key source with Kubernetes auth', () => {
     expect(currentKekId(h)).toBe(v1.kekId);
     expect(h.vault.logins).toBe(1);
     const [login, ...kvReads] = h.vault.requests;
-    expect(login).toMatchObject({ method: 'POST', path: '/v1/auth/kubernetes/login', vaultToken: undefined, status: 200 });
+    expect(login).toMatchObject({
+      method: 'POST',
+      path: '/v1/auth/kubernetes/login',
+      vaultToken: undefined,
+      status: 200,
+    });
     expect(kvReads.length).toBeGreaterThan(0);
     expect(kvReads.every((request) => request.vaultToken?.startsWith('hvs.') && request.status === 200)).toBe(true);
   });
@@ -313,7 +358,11 @@ describe('vault key source with Kubernetes auth', () => {
     const h = await harness({ kubernetes: {}, before: (put) => void put() });
     h.vault.revokeAllTokens();
     await waitFor(() => h.vault.logins === 2, 'a second login after the 403');
-    await waitFor(() => h.vault.requests.filter((request) => request.status === 200 && request.path.includes('/metadata/')).length >= 2, 'a successful poll after re-login');
+    await waitFor(
+      () =>
+        h.vault.requests.filter((request) => request.status === 200 && request.path.includes('/metadata/')).length >= 2,
+      'a successful poll after re-login',
+    );
     expect(h.vault.requests.some((request) => request.status === 403)).toBe(true);
     expect(h.source.status().state).toBe('ready');
     expect(await metricValue(h.registry, 'provsec_key_source_reload_failures_total')).toBe(0);
@@ -330,7 +379,9 @@ describe('vault key source with Kubernetes auth', () => {
   it('a rejected login (wrong JWT) leaves the source failed with a clear reason, never crashing or logging the JWT', async () => {
     const h = await harness({ kubernetes: {}, jwtOnDisk: `${JWT}-not-the-right-one`, before: (put) => void put() });
     expect(h.source.status().state).toBe('failed');
-    expect(h.source.status().lastError).toMatch(/Kubernetes login \(auth\/kubernetes\/login, role provsec\): HTTP 403 \(permission denied\)/);
+    expect(h.source.status().lastError).toMatch(
+      /Kubernetes login \(auth\/kubernetes\/login, role provsec\): HTTP 403 \(permission denied\)/,
+    );
     expect(await failures(h, 'forbidden')).toBeGreaterThan(0);
     expect(h.logs.text()).not.toContain('-not-the-right-one');
   });

@@ -22,7 +22,11 @@ describe('logger redaction', () => {
         req: { headers: { authorization: `Bearer ${SECRET}` } },
         provisionSecret: SECRET,
         key: SECRET,
-        nested: { clientSecret: SECRET, apiKey: SECRET, deeper: { dbPassword: SECRET, refreshToken: SECRET, bytes: Buffer.from(SECRET) } },
+        nested: {
+          clientSecret: SECRET,
+          apiKey: SECRET,
+          deeper: { dbPassword: SECRET, refreshToken: SECRET, bytes: Buffer.from(SECRET) },
+        },
         token: SECRET,
         password: SECRET,
         kekId: 'kek_0123456789abcdef0123456789abcdef',

@@ -51,15 +51,36 @@ describe('fuzzing the API with malformed requests', () => {
     const management = await svc.token('management-api');
     for (const [id, secret] of existing) {
       evidence.storedSecret(id, secret);
-      expect(statusOf(await client.send('POST', '/v1/device-groups', { token: management, json: { id, name: `group ${id}`, provisionSecret: secret } }))).toBe(201);
+      expect(
+        statusOf(
+          await client.send('POST', '/v1/device-groups', {
+            token: management,
+            json: { id, name: `group ${id}`, provisionSecret: secret },
+          }),
+        ),
+      ).toBe(201);
     }
     // Some history in the audit log (a rotation, a deletion) for the "no existing row changed" check.
     const rotated = 'ps-fuzz-g1-rotated-1d3f5b7a9c0e2f4a6b8d0c1e3a5f7b9d';
     evidence.storedSecret('fuzz-g1', rotated);
-    expect(statusOf(await client.send('PUT', '/v1/device-groups/fuzz-g1/provision-secret', { token: management, json: { provisionSecret: rotated } }))).toBe(200);
+    expect(
+      statusOf(
+        await client.send('PUT', '/v1/device-groups/fuzz-g1/provision-secret', {
+          token: management,
+          json: { provisionSecret: rotated },
+        }),
+      ),
+    ).toBe(200);
     existing.set('fuzz-g1', rotated);
     evidence.storedSecret('fuzz-gone', 'ps-fuzz-gone-7e9b1d3f5a7c9e0b2d4f6a8c0e2b4d6f');
-    expect(statusOf(await client.send('POST', '/v1/device-groups', { token: management, json: { id: 'fuzz-gone', provisionSecret: 'ps-fuzz-gone-7e9b1d3f5a7c9e0b2d4f6a8c0e2b4d6f' } }))).toBe(201);
+    expect(
+      statusOf(
+        await client.send('POST', '/v1/device-groups', {
+          token: management,
+          json: { id: 'fuzz-gone', provisionSecret: 'ps-fuzz-gone-7e9b1d3f5a7c9e0b2d4f6a8c0e2b4d6f' },
+        }),
+      ),
+    ).toBe(201);
     expect(statusOf(await client.send('DELETE', '/v1/device-groups/fuzz-gone', { token: management }))).toBe(204);
   }, 30_000);
 
@@ -69,8 +90,14 @@ describe('fuzzing the API with malformed requests', () => {
   });
 
   const snapshot = async () => ({
-    groups: (await svc.pool.query<{ row: string }>('SELECT row_to_json(g)::text AS row FROM ota_groups g ORDER BY id')).rows.map((row) => row.row),
-    audit: (await svc.pool.query<{ id: string; row: string }>('SELECT id::text, row_to_json(a)::text AS row FROM audit_events a ORDER BY id')).rows,
+    groups: (
+      await svc.pool.query<{ row: string }>('SELECT row_to_json(g)::text AS row FROM ota_groups g ORDER BY id')
+    ).rows.map((row) => row.row),
+    audit: (
+      await svc.pool.query<{ id: string; row: string }>(
+        'SELECT id::text, row_to_json(a)::text AS row FROM audit_events a ORDER BY id',
+      )
+    ).rows,
   });
 
   test(`${RUNS * BATCH} malformed requests (fast-check seed ${SEED}, ${RUNS} runs of ${BATCH}): no 5xx, clean problems, no row changed`, async () => {
@@ -90,19 +117,33 @@ describe('fuzzing the API with malformed requests', () => {
     let sent = 0;
 
     await fc.assert(
-      fc.asyncProperty(fc.array(malformedRequest({ tokens, existingIds: [...existing.keys()] }), { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-        const outcomes = await Promise.all(batch.map((request) => client.send(request.method, request.path, { headers: request.headers, ...(request.body === undefined ? {} : { body: request.body }) })));
-        sent += batch.length;
-        const violations: string[] = [];
-        batch.forEach((request, index) => {
-          const outcome = outcomes[index] as Outcome;
-          perDefect.set(request.defect, (perDefect.get(request.defect) ?? 0) + 1);
-          perStatus.set(statusOf(outcome), (perStatus.get(statusOf(outcome)) ?? 0) + 1);
-          const problem = violation(request, outcome);
-          if (problem) violations.push(`${request.defect}: ${request.method} ${request.path.slice(0, 120)} -> ${problem}`);
-        });
-        if (violations.length > 0) throw new Error(violations.join('\n'));
-      }),
+      fc.asyncProperty(
+        fc.array(malformedRequest({ tokens, existingIds: [...existing.keys()] }), {
+          minLength: BATCH,
+          maxLength: BATCH,
+        }),
+        async (batch) => {
+          const outcomes = await Promise.all(
+            batch.map((request) =>
+              client.send(request.method, request.path, {
+                headers: request.headers,
+                ...(request.body === undefined ? {} : { body: request.body }),
+              }),
+            ),
+          );
+          sent += batch.length;
+          const violations: string[] = [];
+          batch.forEach((request, index) => {
+            const outcome = outcomes[index] as Outcome;
+            perDefect.set(request.defect, (perDefect.get(request.defect) ?? 0) + 1);
+            perStatus.set(statusOf(outcome), (perStatus.get(statusOf(outcome)) ?? 0) + 1);
+            const problem = violation(request, outcome);
+            if (problem)
+              violations.push(`${request.defect}: ${request.method} ${request.path.slice(0, 120)} -> ${problem}`);
+          });
+          if (violations.length > 0) throw new Error(violations.join('\n'));
+        },
+      ),
       // No shrinking: the error lists the exact requests at fault, and shrinking 8 at a time is slow.
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
@@ -113,8 +154,16 @@ describe('fuzzing the API with malformed requests', () => {
     expect(after.groups).toEqual(before.groups);
     const lastBefore = BigInt(before.audit[before.audit.length - 1]?.id ?? '0');
     expect(after.audit.filter((row) => BigInt(row.id) <= lastBefore)).toEqual(before.audit);
-    const appended = after.audit.filter((row) => BigInt(row.id) > lastBefore).map((row) => JSON.parse(row.row) as { action: string; outcome: string });
-    expect(appended.filter((event) => event.outcome === 'ok' && ['device-group.create', 'provision-secret.rotate', 'device-group.delete'].includes(event.action))).toEqual([]);
+    const appended = after.audit
+      .filter((row) => BigInt(row.id) > lastBefore)
+      .map((row) => JSON.parse(row.row) as { action: string; outcome: string });
+    expect(
+      appended.filter(
+        (event) =>
+          event.outcome === 'ok' &&
+          ['device-group.create', 'provision-secret.rotate', 'device-group.delete'].includes(event.action),
+      ),
+    ).toEqual([]);
     expect(appended.length).toBeGreaterThan(0);
 
     // No crash: the same instance still serves, and no request reached the unhandled-error path.
@@ -124,7 +173,11 @@ describe('fuzzing the API with malformed requests', () => {
     const worker = await svc.token('worker-pool-after-fuzz');
     for (const [id, secret] of existing) {
       const read = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-      expect(read.kind === 'response' && read.status === 200 && (JSON.parse(read.body) as { provisionSecret: string }).provisionSecret).toBe(secret);
+      expect(
+        read.kind === 'response' &&
+          read.status === 200 &&
+          (JSON.parse(read.body) as { provisionSecret: string }).provisionSecret,
+      ).toBe(secret);
     }
 
     expect(sent).toBeGreaterThanOrEqual(5000);
@@ -139,10 +192,34 @@ describe('fuzzing the API with malformed requests', () => {
     ['a path id with broken percent-encoding', 'GET', '/v1/device-groups/%ZZ', {}, undefined],
     ['a path id that is not UTF-8 once decoded', 'GET', '/v1/device-groups/%80/provision-secret', {}, undefined],
     ['a path id cut inside a multi-byte sequence', 'DELETE', '/v1/device-groups/%E0%A4%A', {}, undefined],
-    ['a body that claims gzip but is not', 'POST', '/v1/device-groups', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, '{"id":"fuzz-new-gz","provisionSecret":"x"}'],
-    ['a body that claims deflate but is not', 'POST', '/v1/device-groups', { 'content-type': 'application/json', 'content-encoding': 'deflate' }, '{"id":"fuzz-new-df","provisionSecret":"x"}'],
-    ['a body that claims br but is not', 'PUT', '/v1/device-groups/fleet-b.1/provision-secret', { 'content-type': 'application/json', 'content-encoding': 'br' }, '{"provisionSecret":"x"}'],
-    ['a group name with a NUL character', 'POST', '/v1/device-groups', { 'content-type': 'application/json' }, '{"id":"fuzz-new-nul","name":"a\\u0000b","provisionSecret":"x"}'],
+    [
+      'a body that claims gzip but is not',
+      'POST',
+      '/v1/device-groups',
+      { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      '{"id":"fuzz-new-gz","provisionSecret":"x"}',
+    ],
+    [
+      'a body that claims deflate but is not',
+      'POST',
+      '/v1/device-groups',
+      { 'content-type': 'application/json', 'content-encoding': 'deflate' },
+      '{"id":"fuzz-new-df","provisionSecret":"x"}',
+    ],
+    [
+      'a body that claims br but is not',
+      'PUT',
+      '/v1/device-groups/fleet-b.1/provision-secret',
+      { 'content-type': 'application/json', 'content-encoding': 'br' },
+      '{"provisionSecret":"x"}',
+    ],
+    [
+      'a group name with a NUL character',
+      'POST',
+      '/v1/device-groups',
+      { 'content-type': 'application/json' },
+      '{"id":"fuzz-new-nul","name":"a\\u0000b","provisionSecret":"x"}',
+    ],
     ['an audit actor filter with a NUL character', 'GET', '/v1/audit-events?actor=%00', {}, undefined],
   ] as const)('fixed: %s is a 400 problem, not a 500', async (_name, method, path, headers, body) => {
     const token = await svc.token(path.startsWith('/v1/audit-events') ? 'auditor' : 'management-api');
@@ -153,7 +230,8 @@ describe('fuzzing the API with malformed requests', () => {
   test('fixed: a rate-limited secret read of a path id with a NUL is a 429 problem, not a 500', async () => {
     const token = await svc.token('worker-pool-nul');
     let last: Outcome | undefined;
-    for (let attempt = 0; attempt <= READ_LIMIT_PER_MINUTE; attempt += 1) last = await client.send('GET', '/v1/device-groups/%00/provision-secret', { token });
+    for (let attempt = 0; attempt <= READ_LIMIT_PER_MINUTE; attempt += 1)
+      last = await client.send('GET', '/v1/device-groups/%00/provision-secret', { token });
     expect(problemDefect(last as Outcome, 429)).toBeUndefined();
   });
 

@@ -11,7 +11,15 @@ import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { importKekFromHex } from '../../src/crypto/kek';
 import { describeFindings, LeakEvidence } from '../support/leak-sweep';
 import { randomKekHex, startTestService, type TestService } from '../support/test-service';
-import { type ApiClient, apiClient, newSecret, type Outcome, runWorkers, statusOf, waitUntil } from './support/api-client';
+import {
+  type ApiClient,
+  apiClient,
+  newSecret,
+  type Outcome,
+  runWorkers,
+  statusOf,
+  waitUntil,
+} from './support/api-client';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
 const WORKERS = 6;
@@ -33,7 +41,10 @@ describe('key file re-rendered with a rotated keyring under load', () => {
   let client: ApiClient;
 
   beforeAll(async () => {
-    svc = await startTestService({ keyFileContent: { key: keyHex(1) }, env: { SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' } });
+    svc = await startTestService({
+      keyFileContent: { key: keyHex(1) },
+      env: { SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' },
+    });
     client = apiClient(svc.url, { evidence });
     for (const [version, hex] of keyHexByVersion) evidence.keyMaterial(`kek-v${version}`, hex);
     evidence.logs('service', () => svc.logs());
@@ -46,7 +57,9 @@ describe('key file re-rendered with a rotated keyring under load', () => {
 
   /** The keyring file an agent would render after `current` rotations, with every earlier version. */
   function keyringFile(current: number): string {
-    const keys = Object.fromEntries([...keyHexByVersion].filter(([version]) => version <= current).map(([version, hex]) => [String(version), hex]));
+    const keys = Object.fromEntries(
+      [...keyHexByVersion].filter(([version]) => version <= current).map(([version, hex]) => [String(version), hex]),
+    );
     return JSON.stringify({ current, keys });
   }
 
@@ -67,37 +80,67 @@ describe('key file re-rendered with a rotated keyring under load', () => {
       const id = `rerender-own-${index}`;
       const secret = newSecret(id);
       remember(id, secret);
-      expect(statusOf(await client.send('POST', '/v1/device-groups', { token: management, json: { id, provisionSecret: secret } }))).toBe(201);
+      expect(
+        statusOf(
+          await client.send('POST', '/v1/device-groups', { token: management, json: { id, provisionSecret: secret } }),
+        ),
+      ).toBe(201);
       readable.push(id);
     }
 
     let stop = false;
     const attempts: Attempt[] = [];
     const wrongReads: string[] = [];
-    const load = runWorkers(WORKERS, () => stop, async (workerIndex, iteration) => {
-      const startedAtMs = Date.now();
-      let attempt: Attempt;
-      if (iteration % 3 === 0) {
-        const id = `rerender-w${workerIndex}-${iteration}`;
-        const secret = newSecret(id);
-        remember(id, secret);
-        attempt = { action: 'create', groupId: id, startedAtMs, outcome: await client.send('POST', '/v1/device-groups', { token: management, json: { id, provisionSecret: secret } }) };
-        if (statusOf(attempt.outcome) === 201) readable.push(id);
-      } else if (iteration % 3 === 1) {
-        const id = readable[(workerIndex * 7919 + iteration) % readable.length] as string;
-        const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-        if (outcome.kind === 'response' && outcome.status === 200 && !history.get(id)?.includes((JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret)) wrongReads.push(id);
-        attempt = { action: 'read', groupId: id, startedAtMs, outcome };
-      } else {
-        // Each worker rotates only its own group, so no two rotations race (that would be a fair 409).
-        const id = `rerender-own-${workerIndex}`;
-        const secret = newSecret(id);
-        remember(id, secret);
-        attempt = { action: 'rotate', groupId: id, startedAtMs, outcome: await client.send('PUT', `/v1/device-groups/${id}/provision-secret`, { token: management, json: { provisionSecret: secret } }) };
-      }
-      attempts.push(attempt);
-    });
-    const succeeded = () => attempts.filter((attempt) => statusOf(attempt.outcome) === 200 || statusOf(attempt.outcome) === 201).length;
+    const load = runWorkers(
+      WORKERS,
+      () => stop,
+      async (workerIndex, iteration) => {
+        const startedAtMs = Date.now();
+        let attempt: Attempt;
+        if (iteration % 3 === 0) {
+          const id = `rerender-w${workerIndex}-${iteration}`;
+          const secret = newSecret(id);
+          remember(id, secret);
+          attempt = {
+            action: 'create',
+            groupId: id,
+            startedAtMs,
+            outcome: await client.send('POST', '/v1/device-groups', {
+              token: management,
+              json: { id, provisionSecret: secret },
+            }),
+          };
+          if (statusOf(attempt.outcome) === 201) readable.push(id);
+        } else if (iteration % 3 === 1) {
+          const id = readable[(workerIndex * 7919 + iteration) % readable.length] as string;
+          const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
+          if (
+            outcome.kind === 'response' &&
+            outcome.status === 200 &&
+            !history.get(id)?.includes((JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret)
+          )
+            wrongReads.push(id);
+          attempt = { action: 'read', groupId: id, startedAtMs, outcome };
+        } else {
+          // Each worker rotates only its own group, so no two rotations race (that would be a fair 409).
+          const id = `rerender-own-${workerIndex}`;
+          const secret = newSecret(id);
+          remember(id, secret);
+          attempt = {
+            action: 'rotate',
+            groupId: id,
+            startedAtMs,
+            outcome: await client.send('PUT', `/v1/device-groups/${id}/provision-secret`, {
+              token: management,
+              json: { provisionSecret: secret },
+            }),
+          };
+        }
+        attempts.push(attempt);
+      },
+    );
+    const succeeded = () =>
+      attempts.filter((attempt) => statusOf(attempt.outcome) === 200 || statusOf(attempt.outcome) === 201).length;
     const loadFor = async (moreSuccesses: number) => {
       const target = succeeded() + moreSuccesses;
       await waitUntil(`${moreSuccesses} more requests succeed`, () => succeeded() >= target, 15_000);
@@ -122,7 +165,11 @@ describe('key file re-rendered with a rotated keyring under load', () => {
     const rotated = keyringFile(3);
     const descriptor = openSync(svc.keyFile, 'w');
     writeSync(descriptor, rotated.slice(0, Math.floor(rotated.length / 2)));
-    await waitUntil('the service reads the half-written file and refuses it', () => refusals() > refusalsBefore, 15_000);
+    await waitUntil(
+      'the service reads the half-written file and refuses it',
+      () => refusals() > refusalsBefore,
+      15_000,
+    );
     await loadFor(30);
     expect(currentKekId()).toBe(kekIdOf(keyHex(2)));
     writeSync(descriptor, rotated.slice(Math.floor(rotated.length / 2)));
@@ -138,8 +185,15 @@ describe('key file re-rendered with a rotated keyring under load', () => {
     stop = true;
     await load;
 
-    const failures = attempts.filter((attempt) => !(statusOf(attempt.outcome) === 200 || statusOf(attempt.outcome) === 201));
-    expect(failures.map((attempt) => `${attempt.action} ${attempt.groupId}: ${statusOf(attempt.outcome)} ${attempt.outcome.kind === 'response' ? attempt.outcome.body.slice(0, 200) : ''}`)).toEqual([]);
+    const failures = attempts.filter(
+      (attempt) => !(statusOf(attempt.outcome) === 200 || statusOf(attempt.outcome) === 201),
+    );
+    expect(
+      failures.map(
+        (attempt) =>
+          `${attempt.action} ${attempt.groupId}: ${statusOf(attempt.outcome)} ${attempt.outcome.kind === 'response' ? attempt.outcome.body.slice(0, 200) : ''}`,
+      ),
+    ).toEqual([]);
     expect(wrongReads).toEqual([]);
 
     // Creations that started after a version was confirmed current were sealed under that KEK or a later one.
@@ -149,8 +203,12 @@ describe('key file re-rendered with a rotated keyring under load', () => {
     const staleSeals: string[] = [];
     for (const attempt of attempts.filter((candidate) => candidate.action !== 'read')) {
       const version = versionOfKekId.get(kekIdById.get(attempt.groupId) ?? '') ?? 0;
-      const newestConfirmedBeforeStart = Math.max(1, ...[...confirmedAtMs].filter(([, at]) => at <= attempt.startedAtMs).map(([confirmed]) => confirmed));
-      if (attempt.action === 'create' && version < newestConfirmedBeforeStart) staleSeals.push(`${attempt.groupId} under v${version}, v${newestConfirmedBeforeStart} was current`);
+      const newestConfirmedBeforeStart = Math.max(
+        1,
+        ...[...confirmedAtMs].filter(([, at]) => at <= attempt.startedAtMs).map(([confirmed]) => confirmed),
+      );
+      if (attempt.action === 'create' && version < newestConfirmedBeforeStart)
+        staleSeals.push(`${attempt.groupId} under v${version}, v${newestConfirmedBeforeStart} was current`);
     }
     expect(staleSeals).toEqual([]);
     expect(rows.rows.filter((row) => !versionOfKekId.has(row.kek_id))).toEqual([]);
@@ -160,7 +218,14 @@ describe('key file re-rendered with a rotated keyring under load', () => {
     // Every group, under whichever KEK, opens to its latest secret.
     for (const [id, secrets] of history) {
       const read = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-      expect({ id, status: statusOf(read), secret: read.kind === 'response' ? (JSON.parse(read.body) as { provisionSecret?: string }).provisionSecret : undefined }).toEqual({ id, status: 200, secret: secrets[secrets.length - 1] });
+      expect({
+        id,
+        status: statusOf(read),
+        secret:
+          read.kind === 'response'
+            ? (JSON.parse(read.body) as { provisionSecret?: string }).provisionSecret
+            : undefined,
+      }).toEqual({ id, status: 200, secret: secrets[secrets.length - 1] });
     }
     const perAction = (action: Attempt['action']) => attempts.filter((attempt) => attempt.action === action).length;
     process.stdout.write(

@@ -44,13 +44,18 @@ describe('the leak sweep finds planted leaks', () => {
   test('base64 at every byte alignment inside a larger blob', async () => {
     for (let prefix = 0; prefix < 6; prefix += 1) {
       const blob = Buffer.concat([randomBytes(prefix), Buffer.from(SECRET), randomBytes(5)]).toString('base64');
-      expect({ prefix, owners: (await sweepLog(blob)).map((finding) => finding.owner) }).toEqual({ prefix, owners: expect.arrayContaining(['group-a']) as unknown });
+      expect({ prefix, owners: (await sweepLog(blob)).map((finding) => finding.owner) }).toEqual({
+        prefix,
+        owners: expect.arrayContaining(['group-a']) as unknown,
+      });
     }
   });
 
   test('JSON- and URL-escaped forms of a secret with special characters', async () => {
     const special = 'ps "quoted" \\ ünïcode/ & ?';
-    expect(needlesFor(special).map((needle) => needle.form)).toEqual(expect.arrayContaining(['plain', 'json-escaped', 'url-encoded', 'hex']));
+    expect(needlesFor(special).map((needle) => needle.form)).toEqual(
+      expect.arrayContaining(['plain', 'json-escaped', 'url-encoded', 'hex']),
+    );
     for (const written of [JSON.stringify({ special }), `/v1/x?q=${encodeURIComponent(special)}`]) {
       const evidence = new LeakEvidence({ leaveForSuite: false });
       evidence.storedSecret('group-s', special);
@@ -60,7 +65,14 @@ describe('the leak sweep finds planted leaks', () => {
   });
 
   test('in a table: a text column (plain or base64) and a bytea column', async () => {
-    await pool.query('INSERT INTO planted VALUES ($1, $2, $3), ($4, $5, $6)', ['r1', `note ${SECRET}`, null, 'r2', Buffer.from(OTHER).toString('base64'), Buffer.from(`xx${SECRET}yy`)]);
+    await pool.query('INSERT INTO planted VALUES ($1, $2, $3), ($4, $5, $6)', [
+      'r1',
+      `note ${SECRET}`,
+      null,
+      'r2',
+      Buffer.from(OTHER).toString('base64'),
+      Buffer.from(`xx${SECRET}yy`),
+    ]);
     const findings = (await evidenceWith('').sweep([{ label: 'db', pool }])).findings;
     expect(findings).toEqual(
       expect.arrayContaining([
@@ -74,12 +86,32 @@ describe('the leak sweep finds planted leaks', () => {
 
   test('responses: only the provisionSecret of a 200 read of the same group is allowed', async () => {
     const evidence = evidenceWith('');
-    evidence.response('GET', '/v1/device-groups/group-a/provision-secret', 200, JSON.stringify({ id: 'group-a', provisionSecret: SECRET, secretVersion: 1 }));
+    evidence.response(
+      'GET',
+      '/v1/device-groups/group-a/provision-secret',
+      200,
+      JSON.stringify({ id: 'group-a', provisionSecret: SECRET, secretVersion: 1 }),
+    );
     expect((await evidence.sweep([])).findings).toEqual([]);
 
-    evidence.response('GET', '/v1/device-groups/group-a/provision-secret', 200, JSON.stringify({ id: 'group-a', provisionSecret: OTHER, secretVersion: 1 }));
-    evidence.response('GET', '/v1/device-groups/group-a/provision-secret', 200, JSON.stringify({ id: 'group-a', provisionSecret: SECRET, secretVersion: 1, debug: SECRET }));
-    evidence.response('GET', '/v1/device-groups/group-a/provision-secret', 500, JSON.stringify({ detail: `cannot open ${SECRET}` }));
+    evidence.response(
+      'GET',
+      '/v1/device-groups/group-a/provision-secret',
+      200,
+      JSON.stringify({ id: 'group-a', provisionSecret: OTHER, secretVersion: 1 }),
+    );
+    evidence.response(
+      'GET',
+      '/v1/device-groups/group-a/provision-secret',
+      200,
+      JSON.stringify({ id: 'group-a', provisionSecret: SECRET, secretVersion: 1, debug: SECRET }),
+    );
+    evidence.response(
+      'GET',
+      '/v1/device-groups/group-a/provision-secret',
+      500,
+      JSON.stringify({ detail: `cannot open ${SECRET}` }),
+    );
     evidence.response('POST', '/v1/device-groups', 201, JSON.stringify({ id: 'group-b', echo: OTHER }));
     const findings = (await evidence.sweep([])).findings;
     expect(findings).toEqual(
@@ -93,7 +125,11 @@ describe('the leak sweep finds planted leaks', () => {
 
   test('key material is found as hex or base64 anywhere', async () => {
     const keyHex = randomBytes(32).toString('hex');
-    for (const written of [`kek=${keyHex}`, Buffer.from(keyHex, 'hex').toString('base64'), `x${Buffer.concat([Buffer.alloc(1), Buffer.from(keyHex, 'hex')]).toString('base64')}`]) {
+    for (const written of [
+      `kek=${keyHex}`,
+      Buffer.from(keyHex, 'hex').toString('base64'),
+      `x${Buffer.concat([Buffer.alloc(1), Buffer.from(keyHex, 'hex')]).toString('base64')}`,
+    ]) {
       const evidence = new LeakEvidence({ leaveForSuite: false });
       evidence.keyMaterial('kek', keyHex);
       evidence.logs('planted', () => written);
@@ -102,11 +138,17 @@ describe('the leak sweep finds planted leaks', () => {
   });
 
   test('no false positives: envelopes, ids and unrelated text are not findings', async () => {
-    const log = [randomBytes(200).toString('hex'), randomBytes(200).toString('base64'), 'group-a', 'ps-sweep-', SECRET.slice(0, 20)].join('\n');
+    const log = [
+      randomBytes(200).toString('hex'),
+      randomBytes(200).toString('base64'),
+      'group-a',
+      'ps-sweep-',
+      SECRET.slice(0, 20),
+    ].join('\n');
     expect(await sweepLog(log)).toEqual([]);
   });
 
-  test('the suite-wide sweep searches every file\'s evidence for every file\'s secrets, then clears it', async () => {
+  test("the suite-wide sweep searches every file's evidence for every file's secrets, then clears it", async () => {
     const realRunKey = process.env.PROVSEC_TEST_ADMIN_URL;
     // A run of its own, so this test's planted leak never meets the real suite's evidence.
     process.env.PROVSEC_TEST_ADMIN_URL = `postgres://sweep-self-test/${randomBytes(8).toString('hex')}`;

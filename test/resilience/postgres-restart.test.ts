@@ -14,7 +14,18 @@ import { freePort } from '../support/free-port';
 import { describeFindings, LeakEvidence } from '../support/leak-sweep';
 import { startPostgresProcess, type PostgresProcess } from '../support/postgres-process';
 import { randomKekHex, startTestService, type TestService } from '../support/test-service';
-import { type ApiClient, apiClient, is2xx, newSecret, type Outcome, problemDefect, runWorkers, sleep, statusOf, waitUntil } from './support/api-client';
+import {
+  type ApiClient,
+  apiClient,
+  is2xx,
+  newSecret,
+  type Outcome,
+  problemDefect,
+  runWorkers,
+  sleep,
+  statusOf,
+  waitUntil,
+} from './support/api-client';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
 const WORKERS = 6;
@@ -43,7 +54,10 @@ describe('Postgres stopped and restarted under load', () => {
     dataDir = join(mkdtempSync(join(tmpdir(), 'provsec-restart-')), 'pg');
     port = await freePort();
     postgres = await startPostgresProcess(dataDir, port);
-    svc = await startTestService({ keyFileContent: { key: kekHex }, env: { DATABASE_URL: postgres.url, SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' } });
+    svc = await startTestService({
+      keyFileContent: { key: kekHex },
+      env: { DATABASE_URL: postgres.url, SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' },
+    });
     client = apiClient(svc.url, { evidence });
     evidence.keyMaterial('kek', kekHex);
     evidence.logs('service', () => svc.logs());
@@ -88,26 +102,35 @@ describe('Postgres stopped and restarted under load', () => {
     let stop = false;
     const attempts: Attempt[] = [];
     const wrongSecrets: string[] = [];
-    const load = runWorkers(WORKERS, () => stop, async (workerIndex, iteration) => {
-      const startedIn = phase;
-      let attempt: Attempt;
-      if (iteration % 2 === 0) {
-        const id = `restart-w${workerIndex}-${iteration}`;
-        const secret = newSecret(id);
-        const outcome = await create(id, secret);
-        (statusOf(outcome) === 201 ? acknowledged : unacknowledged).set(id, secret);
-        attempt = { phase: startedIn, action: 'create', groupId: id, outcome };
-      } else {
-        const ids = [...acknowledged.keys()];
-        const id = ids[(workerIndex * 7919 + iteration) % ids.length] as string;
-        const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-        if (outcome.kind === 'response' && outcome.status === 200 && (JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret !== acknowledged.get(id)) wrongSecrets.push(id);
-        attempt = { phase: startedIn, action: 'read', groupId: id, outcome };
-      }
-      attempts.push(attempt);
-      // A well-behaved client backs off a little after a 503 (it carries Retry-After).
-      if (!is2xx(attempt.outcome)) await sleep(20);
-    });
+    const load = runWorkers(
+      WORKERS,
+      () => stop,
+      async (workerIndex, iteration) => {
+        const startedIn = phase;
+        let attempt: Attempt;
+        if (iteration % 2 === 0) {
+          const id = `restart-w${workerIndex}-${iteration}`;
+          const secret = newSecret(id);
+          const outcome = await create(id, secret);
+          (statusOf(outcome) === 201 ? acknowledged : unacknowledged).set(id, secret);
+          attempt = { phase: startedIn, action: 'create', groupId: id, outcome };
+        } else {
+          const ids = [...acknowledged.keys()];
+          const id = ids[(workerIndex * 7919 + iteration) % ids.length] as string;
+          const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
+          if (
+            outcome.kind === 'response' &&
+            outcome.status === 200 &&
+            (JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret !== acknowledged.get(id)
+          )
+            wrongSecrets.push(id);
+          attempt = { phase: startedIn, action: 'read', groupId: id, outcome };
+        }
+        attempts.push(attempt);
+        // A well-behaved client backs off a little after a 503 (it carries Retry-After).
+        if (!is2xx(attempt.outcome)) await sleep(20);
+      },
+    );
     const count = (predicate: (attempt: Attempt) => boolean) => attempts.filter(predicate).length;
 
     const startedAt = Date.now();
@@ -116,11 +139,20 @@ describe('Postgres stopped and restarted under load', () => {
     await postgres.stop();
     const stoppedAt = Date.now();
     // Down for a while (not just a blip): many requests meet the closed port.
-    await waitUntil('the outage shows as 503 answers', () => Date.now() - stoppedAt >= OUTAGE_MS && count((a) => a.phase === 'down' && statusOf(a.outcome) === 503) >= 20, 15_000);
+    await waitUntil(
+      'the outage shows as 503 answers',
+      () =>
+        Date.now() - stoppedAt >= OUTAGE_MS && count((a) => a.phase === 'down' && statusOf(a.outcome) === 503) >= 20,
+      15_000,
+    );
     postgres = await startPostgresProcess(dataDir, port);
     phase = 'restarted';
     const restartedAt = Date.now();
-    await waitUntil('the same service instance answers 2xx again', () => count((a) => a.phase === 'restarted' && is2xx(a.outcome)) >= 60, 20_000);
+    await waitUntil(
+      'the same service instance answers 2xx again',
+      () => count((a) => a.phase === 'restarted' && is2xx(a.outcome)) >= 60,
+      20_000,
+    );
     stop = true;
     await load;
 
@@ -140,11 +172,23 @@ describe('Postgres stopped and restarted under load', () => {
 
     // Nothing acknowledged is lost: in the table, and it opens to the same bytes.
     const ids = [...acknowledged.keys()];
-    const stored = await withDatabase((pool) => pool.query<{ id: string }>('SELECT id FROM ota_groups WHERE id = ANY($1) AND provision_secret_envelope IS NOT NULL', [ids]));
+    const stored = await withDatabase((pool) =>
+      pool.query<{ id: string }>(
+        'SELECT id FROM ota_groups WHERE id = ANY($1) AND provision_secret_envelope IS NOT NULL',
+        [ids],
+      ),
+    );
     expect(stored.rows.map((row) => row.id).sort()).toEqual([...ids].sort());
     for (const [id, secret] of acknowledged) {
       const read = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-      expect({ id, status: statusOf(read), secret: read.kind === 'response' ? (JSON.parse(read.body) as { provisionSecret?: string }).provisionSecret : undefined }).toEqual({ id, status: 200, secret });
+      expect({
+        id,
+        status: statusOf(read),
+        secret:
+          read.kind === 'response'
+            ? (JSON.parse(read.body) as { provisionSecret?: string }).provisionSecret
+            : undefined,
+      }).toEqual({ id, status: 200, secret });
     }
 
     // A creation that got a 503 may or may not have been stored: a retry settles it either way.
@@ -152,7 +196,9 @@ describe('Postgres stopped and restarted under load', () => {
       const retried = await create(id, secret);
       expect({ id, settled: [200, 201].includes(statusOf(retried) as number) }).toEqual({ id, settled: true });
       const read = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-      expect(read.kind === 'response' && (JSON.parse(read.body) as { provisionSecret?: string }).provisionSecret).toBe(secret);
+      expect(read.kind === 'response' && (JSON.parse(read.body) as { provisionSecret?: string }).provisionSecret).toBe(
+        secret,
+      );
     }
 
     // Every stored group has its creation on record (a 201, or the retry's idempotent 200).
@@ -166,7 +212,8 @@ describe('Postgres stopped and restarted under load', () => {
 
     const ready = await client.send('GET', '/readyz');
     expect(statusOf(ready)).toBe(200);
-    const byPhase = (phaseName: Phase) => `${count((a) => a.phase === phaseName && is2xx(a.outcome))} ok / ${count((a) => a.phase === phaseName && !is2xx(a.outcome))} 503`;
+    const byPhase = (phaseName: Phase) =>
+      `${count((a) => a.phase === phaseName && is2xx(a.outcome))} ok / ${count((a) => a.phase === phaseName && !is2xx(a.outcome))} 503`;
     process.stdout.write(
       `postgres restart: ${attempts.length} requests (${WORKERS} workers); before ${byPhase('before')}, down ${byPhase('down')}, after restart ${byPhase('restarted')}; ` +
         `outage ${restartedAt - stoppedAt} ms, load ${Date.now() - startedAt} ms; ${acknowledged.size} acknowledged, ${unacknowledged.size} retried\n`,

@@ -12,7 +12,16 @@ import { request, type ClientRequest } from 'node:http';
 import { Pool } from 'pg';
 import { describeFindings, LeakEvidence } from '../support/leak-sweep';
 import { createTestDatabase } from '../support/test-database';
-import { type ApiClient, apiClient, is2xx, newSecret, type Outcome, problemDefect, statusOf, waitUntil } from './support/api-client';
+import {
+  type ApiClient,
+  apiClient,
+  is2xx,
+  newSecret,
+  type Outcome,
+  problemDefect,
+  statusOf,
+  waitUntil,
+} from './support/api-client';
 import { startServiceProcess, type ServiceProcess } from './support/service-process';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
@@ -27,20 +36,39 @@ interface Attempt {
 
 /** A refusal a client can act on: nobody listening any more, or a clean "unavailable". */
 function refusedCleanly(outcome: Outcome): boolean {
-  return (outcome.kind === 'network-error' && outcome.code === 'ECONNREFUSED') || problemDefect(outcome, 503) === undefined;
+  return (
+    (outcome.kind === 'network-error' && outcome.code === 'ECONNREFUSED') || problemDefect(outcome, 503) === undefined
+  );
 }
 
 /**
  * A creation whose headers the server has accepted (it answered 100 Continue, so the request is
  * dispatched and counted in flight) and whose body is only half sent until `finish()`.
  */
-async function startHalfSentUpload(baseUrl: string, token: string, body: string, evidence: LeakEvidence): Promise<{ finish(): void; outcome: Promise<Outcome> }> {
+async function startHalfSentUpload(
+  baseUrl: string,
+  token: string,
+  body: string,
+  evidence: LeakEvidence,
+): Promise<{ finish(): void; outcome: Promise<Outcome> }> {
   const { hostname, port } = new URL(baseUrl);
   const half = Math.floor(body.length / 2);
   let req: ClientRequest | undefined;
   const outcome = new Promise<Outcome>((resolve) => {
     req = request(
-      { host: hostname, port, path: '/v1/device-groups', method: 'POST', agent: false, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), expect: '100-continue' } },
+      {
+        host: hostname,
+        port,
+        path: '/v1/device-groups',
+        method: 'POST',
+        agent: false,
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          expect: '100-continue',
+        },
+      },
       (res) => {
         let text = '';
         res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
@@ -50,7 +78,9 @@ async function startHalfSentUpload(baseUrl: string, token: string, body: string,
         });
       },
     );
-    req.on('error', (error: NodeJS.ErrnoException) => resolve({ kind: 'network-error', code: error.code ?? error.message }));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      resolve({ kind: 'network-error', code: error.code ?? error.message }),
+    );
   });
   const upload = req as unknown as ClientRequest;
   await new Promise<void>((resolve, reject) => {
@@ -72,7 +102,10 @@ describe('SIGTERM under load (the compiled service as a child process)', () => {
   beforeAll(async () => {
     databaseUrl = await createTestDatabase('sigterm');
     admin = new Pool({ connectionString: databaseUrl, max: 3 });
-    proc = await startServiceProcess({ databaseUrl, env: { SHUTDOWN_TIMEOUT_MS: '20000', DATABASE_POOL_MAX: '10', SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' } });
+    proc = await startServiceProcess({
+      databaseUrl,
+      env: { SHUTDOWN_TIMEOUT_MS: '20000', DATABASE_POOL_MAX: '10', SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' },
+    });
     client = apiClient(proc.url, { evidence });
     evidence.logs('service-process', () => proc.output());
     evidence.keyMaterial('kek', proc.kekHex);
@@ -118,7 +151,12 @@ describe('SIGTERM under load (the compiled service as a child process)', () => {
             const ids = [...known.keys()];
             const id = ids[(workerIndex * 7919 + iteration) % ids.length] as string;
             const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-            if (outcome.kind === 'response' && outcome.status === 200 && (JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret !== known.get(id)) wrongReads.push(id);
+            if (
+              outcome.kind === 'response' &&
+              outcome.status === 200 &&
+              (JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret !== known.get(id)
+            )
+              wrongReads.push(id);
             attempt = { sentAfterSignal, action: 'read', groupId: id, outcome };
           }
           attempts.push(attempt);
@@ -134,14 +172,35 @@ describe('SIGTERM under load (the compiled service as a child process)', () => {
     await lock.query('LOCK TABLE ota_groups IN ACCESS EXCLUSIVE MODE');
     const uploadSecrets = [newSecret('sigterm-upload-0'), newSecret('sigterm-upload-1')];
     uploadSecrets.forEach((secret, index) => evidence.storedSecret(`sigterm-upload-${index}`, secret));
-    const uploads = await Promise.all(uploadSecrets.map((secret, index) => startHalfSentUpload(proc.url, management, JSON.stringify({ id: `sigterm-upload-${index}`, provisionSecret: secret }), evidence)));
+    const uploads = await Promise.all(
+      uploadSecrets.map((secret, index) =>
+        startHalfSentUpload(
+          proc.url,
+          management,
+          JSON.stringify({ id: `sigterm-upload-${index}`, provisionSecret: secret }),
+          evidence,
+        ),
+      ),
+    );
     const waitingOnLock = async () =>
-      (await admin.query<{ waiting: number }>("SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'provsec' AND wait_event_type = 'Lock'")).rows[0]?.waiting ?? 0;
-    await waitUntil(`all ${WORKERS} workers' requests wait on the lock`, async () => (await waitingOnLock()) >= WORKERS, 15_000);
+      (
+        await admin.query<{ waiting: number }>(
+          "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'provsec' AND wait_event_type = 'Lock'",
+        )
+      ).rows[0]?.waiting ?? 0;
+    await waitUntil(
+      `all ${WORKERS} workers' requests wait on the lock`,
+      async () => (await waitingOnLock()) >= WORKERS,
+      15_000,
+    );
 
     signalled = true;
     proc.child.kill('SIGTERM');
-    await waitUntil('the service logs that it is shutting down', () => proc.output().includes('"msg":"shutting down"'), 10_000);
+    await waitUntil(
+      'the service logs that it is shutting down',
+      () => proc.output().includes('"msg":"shutting down"'),
+      10_000,
+    );
 
     // New requests on fresh connections: nobody is listening any more.
     const fresh = apiClient(proc.url, { keepAlive: false, evidence });
@@ -150,14 +209,21 @@ describe('SIGTERM under load (the compiled service as a child process)', () => {
     const probes = [
       await fresh.send('GET', '/healthz'),
       await fresh.send('GET', `/v1/device-groups/sigterm-seed-0/provision-secret`, { token: worker }),
-      await fresh.send('POST', '/v1/device-groups', { token: management, json: { id: 'sigterm-after-signal', provisionSecret: lateSecret } }),
+      await fresh.send('POST', '/v1/device-groups', {
+        token: management,
+        json: { id: 'sigterm-after-signal', provisionSecret: lateSecret },
+      }),
     ];
     fresh.close();
     expect(probes.filter((outcome) => !refusedCleanly(outcome)).map(statusOf)).toEqual([]);
 
     // Let the in-flight work finish: complete the uploads, release the table.
     for (const upload of uploads) upload.finish();
-    await waitUntil('the uploads wait on the lock too', async () => (await waitingOnLock()) >= WORKERS + uploads.length, 10_000);
+    await waitUntil(
+      'the uploads wait on the lock too',
+      async () => (await waitingOnLock()) >= WORKERS + uploads.length,
+      10_000,
+    );
     await lock.query('COMMIT');
     lock.release();
     const uploadOutcomes = await Promise.all(uploads.map((upload) => upload.outcome));
@@ -165,18 +231,36 @@ describe('SIGTERM under load (the compiled service as a child process)', () => {
     const exitCode = await proc.exited;
 
     const inFlight = attempts.filter((attempt) => !attempt.sentAfterSignal);
-    expect(inFlight.filter((attempt) => !is2xx(attempt.outcome)).map((attempt) => `${attempt.action} ${attempt.groupId}: ${statusOf(attempt.outcome)}`)).toEqual([]);
+    expect(
+      inFlight
+        .filter((attempt) => !is2xx(attempt.outcome))
+        .map((attempt) => `${attempt.action} ${attempt.groupId}: ${statusOf(attempt.outcome)}`),
+    ).toEqual([]);
     expect(uploadOutcomes.map(statusOf)).toEqual([201, 201]);
     const afterSignal = attempts.filter((attempt) => attempt.sentAfterSignal);
     expect(afterSignal).toHaveLength(WORKERS);
-    expect(afterSignal.filter((attempt) => !refusedCleanly(attempt.outcome)).map((attempt) => `${attempt.action}: ${statusOf(attempt.outcome)}`)).toEqual([]);
+    expect(
+      afterSignal
+        .filter((attempt) => !refusedCleanly(attempt.outcome))
+        .map((attempt) => `${attempt.action}: ${statusOf(attempt.outcome)}`),
+    ).toEqual([]);
     expect(wrongReads).toEqual([]);
     expect(exitCode).toBe(0);
     expect(proc.output()).toMatch(/"drained":true/);
 
     // What the in-flight creations were told is true: stored, and only those.
-    const acknowledged = ['sigterm-seed-0', 'sigterm-seed-1', 'sigterm-seed-2', 'sigterm-seed-3', 'sigterm-upload-0', 'sigterm-upload-1', ...inFlight.filter((attempt) => attempt.action === 'create').map((attempt) => attempt.groupId)];
-    const stored = await admin.query<{ id: string }>('SELECT id FROM ota_groups WHERE provision_secret_envelope IS NOT NULL');
+    const acknowledged = [
+      'sigterm-seed-0',
+      'sigterm-seed-1',
+      'sigterm-seed-2',
+      'sigterm-seed-3',
+      'sigterm-upload-0',
+      'sigterm-upload-1',
+      ...inFlight.filter((attempt) => attempt.action === 'create').map((attempt) => attempt.groupId),
+    ];
+    const stored = await admin.query<{ id: string }>(
+      'SELECT id FROM ota_groups WHERE provision_secret_envelope IS NOT NULL',
+    );
     expect(stored.rows.map((row) => row.id).sort()).toEqual(acknowledged.sort());
     process.stdout.write(
       `sigterm: ${inFlight.length} requests sent before the signal (all 2xx; ${WORKERS} workers + ${uploads.length} uploads in flight at it), ` +

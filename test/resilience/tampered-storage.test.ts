@@ -54,19 +54,32 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
   let caseNumber = 0;
 
   const readRow = async (id: string): Promise<StoredRow> => {
-    const result = await svc.pool.query<{ provision_secret_envelope: Buffer; kek_id: string; kek_version: number | null; secret_version: number }>(
-      'SELECT provision_secret_envelope, kek_id, kek_version, secret_version FROM ota_groups WHERE id = $1',
-      [id],
-    );
+    const result = await svc.pool.query<{
+      provision_secret_envelope: Buffer;
+      kek_id: string;
+      kek_version: number | null;
+      secret_version: number;
+    }>('SELECT provision_secret_envelope, kek_id, kek_version, secret_version FROM ota_groups WHERE id = $1', [id]);
     const row = result.rows[0];
     if (!row) throw new Error(`no row ${id}`);
-    return { envelope: row.provision_secret_envelope, kekId: row.kek_id, kekVersion: row.kek_version, secretVersion: row.secret_version };
+    return {
+      envelope: row.provision_secret_envelope,
+      kekId: row.kek_id,
+      kekVersion: row.kek_version,
+      secretVersion: row.secret_version,
+    };
   };
   const writeRow = (id: string, row: StoredRow) =>
-    svc.pool.query('UPDATE ota_groups SET provision_secret_envelope = $2, kek_id = $3, kek_version = $4, secret_version = $5 WHERE id = $1', [id, row.envelope, row.kekId, row.kekVersion, row.secretVersion]);
+    svc.pool.query(
+      'UPDATE ota_groups SET provision_secret_envelope = $2, kek_id = $3, kek_version = $4, secret_version = $5 WHERE id = $1',
+      [id, row.envelope, row.kekId, row.kekVersion, row.secretVersion],
+    );
 
   beforeAll(async () => {
-    svc = await startTestService({ keyFileContent: { key: kekHex }, env: { SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' } });
+    svc = await startTestService({
+      keyFileContent: { key: kekHex },
+      env: { SECRET_READ_RATE_LIMIT_PER_MINUTE: '1000000' },
+    });
     client = apiClient(svc.url, { evidence });
     evidence.keyMaterial('kek', kekHex);
     evidence.logs('service', () => svc.logs());
@@ -76,12 +89,23 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
       const secret = newSecret(id);
       secrets.set(id, secret);
       evidence.storedSecret(id, secret);
-      expect(statusOf(await client.send('POST', '/v1/device-groups', { token: management, json: { id, provisionSecret: secret } }))).toBe(201);
+      expect(
+        statusOf(
+          await client.send('POST', '/v1/device-groups', { token: management, json: { id, provisionSecret: secret } }),
+        ),
+      ).toBe(201);
     }
     rotatedAwayV1 = await readRow('tamper-rotated');
     const rotated = newSecret('tamper-rotated-v2');
     evidence.storedSecret('tamper-rotated', rotated);
-    expect(statusOf(await client.send('PUT', '/v1/device-groups/tamper-rotated/provision-secret', { token: management, json: { provisionSecret: rotated } }))).toBe(200);
+    expect(
+      statusOf(
+        await client.send('PUT', '/v1/device-groups/tamper-rotated/provision-secret', {
+          token: management,
+          json: { provisionSecret: rotated },
+        }),
+      ),
+    ).toBe(200);
     secrets.set('tamper-rotated', rotated);
   }, 30_000);
 
@@ -100,7 +124,10 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
     await writeRow(id, tampered);
     let outcome;
     try {
-      outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker, headers: { 'x-request-id': requestId } });
+      outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, {
+        token: worker,
+        headers: { 'x-request-id': requestId },
+      });
     } finally {
       await writeRow(id, original);
     }
@@ -108,28 +135,47 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
     const problem = problemDefect(outcome, 500);
     if (problem) defects.push(problem);
     const body = outcome.kind === 'response' ? outcome.body : '';
-    if (problem === undefined && (JSON.parse(body) as { type: string }).type !== UNREADABLE_TYPE) defects.push(`problem type ${(JSON.parse(body) as { type: string }).type}`);
+    if (problem === undefined && (JSON.parse(body) as { type: string }).type !== UNREADABLE_TYPE)
+      defects.push(`problem type ${(JSON.parse(body) as { type: string }).type}`);
     for (const secret of secrets.values()) {
-      for (const needle of needlesFor(secret)) if ((needle.caseInsensitive ? body.toLowerCase() : body).includes(needle.caseInsensitive ? needle.text.toLowerCase() : needle.text)) defects.push(`plaintext (${needle.form}) in the body`);
+      for (const needle of needlesFor(secret))
+        if (
+          (needle.caseInsensitive ? body.toLowerCase() : body).includes(
+            needle.caseInsensitive ? needle.text.toLowerCase() : needle.text,
+          )
+        )
+          defects.push(`plaintext (${needle.form}) in the body`);
     }
-    const audit = await svc.pool.query<{ action: string; outcome: string; reason: string | null }>('SELECT action, outcome, reason FROM audit_events WHERE request_id = $1 ORDER BY id', [requestId]);
-    if (!audit.rows.some((row) => row.action === 'provision-secret.read' && row.outcome === 'error' && row.reason === code)) defects.push(`audit rows ${JSON.stringify(audit.rows)}, expected an error row with reason ${code}`);
+    const audit = await svc.pool.query<{ action: string; outcome: string; reason: string | null }>(
+      'SELECT action, outcome, reason FROM audit_events WHERE request_id = $1 ORDER BY id',
+      [requestId],
+    );
+    if (
+      !audit.rows.some(
+        (row) => row.action === 'provision-secret.read' && row.outcome === 'error' && row.reason === code,
+      )
+    )
+      defects.push(`audit rows ${JSON.stringify(audit.rows)}, expected an error row with reason ${code}`);
     return defects.map((defect) => `${requestId}: ${defect}`);
   }
 
   const flipBit = (envelope: Buffer, offset: number) => {
     const copy = Buffer.from(envelope);
-    copy[offset] = (copy[offset] as number) ^ (1 << offset % 8);
+    copy[offset] = (copy[offset] as number) ^ (1 << (offset % 8));
     return copy;
   };
 
   test('the rows are intact before tampering (the baseline opens)', async () => {
     for (const [id, secret] of secrets) {
       const read = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-      expect(read.kind === 'response' && (JSON.parse(read.body) as { provisionSecret: string }).provisionSecret).toBe(secret);
+      expect(read.kind === 'response' && (JSON.parse(read.body) as { provisionSecret: string }).provisionSecret).toBe(
+        secret,
+      );
     }
     // 91-byte header + secret + 16-byte tag (docs/envelope-format.md).
-    expect((await readRow('tamper-a')).envelope.length).toBe(91 + Buffer.byteLength(secrets.get('tamper-a') as string) + 16);
+    expect((await readRow('tamper-a')).envelope.length).toBe(
+      91 + Buffer.byteLength(secrets.get('tamper-a') as string) + 16,
+    );
   });
 
   const fields = envelopeFields(91 + Buffer.byteLength(newSecret('tamper-a')) + 16);
@@ -139,7 +185,9 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
       const original = await readRow('tamper-a');
       const defects: string[] = [];
       for (let offset = entry.start; offset < entry.end; offset += 1) {
-        defects.push(...(await readTampered('tamper-a', { ...original, envelope: flipBit(original.envelope, offset) }, code)));
+        defects.push(
+          ...(await readTampered('tamper-a', { ...original, envelope: flipBit(original.envelope, offset) }, code)),
+        );
       }
       expect(defects).toEqual([]);
     },
@@ -159,7 +207,11 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
       ...(await readTampered('tamper-rotated', { ...current, secretVersion: 1 }, 'decryption_failed')),
       ...(await readTampered('tamper-rotated', { ...current, secretVersion: 3 }, 'decryption_failed')),
       // Two envelopes spliced: A's header and wrapped key with B's secret layer.
-      ...(await readTampered('tamper-a', { ...rowA, envelope: Buffer.concat([rowA.envelope.subarray(0, 77), rowB.envelope.subarray(77)]) }, 'decryption_failed')),
+      ...(await readTampered(
+        'tamper-a',
+        { ...rowA, envelope: Buffer.concat([rowA.envelope.subarray(0, 77), rowB.envelope.subarray(77)]) },
+        'decryption_failed',
+      )),
     ];
     expect(defects).toEqual([]);
   });
@@ -180,14 +232,19 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
       Buffer.concat([envelope, envelope]),
     ];
     const defects: string[] = [];
-    for (const variant of variants) defects.push(...(await readTampered('tamper-a', { ...row, envelope: variant }, 'malformed_envelope')));
+    for (const variant of variants)
+      defects.push(...(await readTampered('tamper-a', { ...row, envelope: variant }, 'malformed_envelope')));
     expect(defects).toEqual([]);
   });
 
   test('a kek_id column that names no KEK of the keyring (or no KEK at all) fails closed as kek_unavailable', async () => {
     const row = await readRow('tamper-a');
     const defects = [
-      ...(await readTampered('tamper-a', { ...row, kekId: `kek_${randomBytes(16).toString('hex')}` }, 'kek_unavailable')),
+      ...(await readTampered(
+        'tamper-a',
+        { ...row, kekId: `kek_${randomBytes(16).toString('hex')}` },
+        'kek_unavailable',
+      )),
       ...(await readTampered('tamper-a', { ...row, kekId: 'not-a-kek-id' }, 'kek_unavailable')),
       ...(await readTampered('tamper-a', { ...row, kekId: row.kekId.toUpperCase() }, 'kek_unavailable')),
       ...(await readTampered('tamper-a', { ...row, kekVersion: -1 }, 'kek_unavailable')),
@@ -198,7 +255,9 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
     try {
       expect(statusOf(await client.send('GET', '/readyz'))).toBe(200);
       const other = await client.send('GET', '/v1/device-groups/tamper-a/provision-secret', { token: worker });
-      expect(other.kind === 'response' && (JSON.parse(other.body) as { provisionSecret: string }).provisionSecret).toBe(secrets.get('tamper-a'));
+      expect(other.kind === 'response' && (JSON.parse(other.body) as { provisionSecret: string }).provisionSecret).toBe(
+        secrets.get('tamper-a'),
+      );
     } finally {
       await writeRow('tamper-b', { ...(await readRow('tamper-b')), kekId: row.kekId });
     }
@@ -210,23 +269,34 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
     await writeRow('tamper-a', { ...row, envelope: flipBit(row.envelope, 100) });
     let outcome;
     try {
-      outcome = await client.send('POST', '/v1/device-groups', { token: management, json: { id: 'tamper-a', provisionSecret: secrets.get('tamper-a') }, headers: { 'x-request-id': requestId } });
+      outcome = await client.send('POST', '/v1/device-groups', {
+        token: management,
+        json: { id: 'tamper-a', provisionSecret: secrets.get('tamper-a') },
+        headers: { 'x-request-id': requestId },
+      });
       expect((await readRow('tamper-a')).envelope).toEqual(flipBit(row.envelope, 100));
     } finally {
       await writeRow('tamper-a', row);
     }
     expect(problemDefect(outcome, 500)).toBeUndefined();
     expect(outcome.kind === 'response' && (JSON.parse(outcome.body) as { type: string }).type).toBe(UNREADABLE_TYPE);
-    const audit = await svc.pool.query<{ action: string; outcome: string; reason: string | null }>('SELECT action, outcome, reason FROM audit_events WHERE request_id = $1', [requestId]);
+    const audit = await svc.pool.query<{ action: string; outcome: string; reason: string | null }>(
+      'SELECT action, outcome, reason FROM audit_events WHERE request_id = $1',
+      [requestId],
+    );
     expect(audit.rows).toContainEqual({ action: 'device-group.create', outcome: 'error', reason: 'decryption_failed' });
   });
 
   test('after every case the restored rows open again', async () => {
     for (const [id, secret] of secrets) {
       const read = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-      expect(read.kind === 'response' && (JSON.parse(read.body) as { provisionSecret: string }).provisionSecret).toBe(secret);
+      expect(read.kind === 'response' && (JSON.parse(read.body) as { provisionSecret: string }).provisionSecret).toBe(
+        secret,
+      );
     }
-    const errors = await svc.pool.query<{ count: number }>("SELECT count(*)::int AS count FROM audit_events WHERE outcome = 'error'");
+    const errors = await svc.pool.query<{ count: number }>(
+      "SELECT count(*)::int AS count FROM audit_events WHERE outcome = 'error'",
+    );
     process.stdout.write(`tampered storage: ${caseNumber} tampered reads, ${errors.rows[0]?.count} audited errors\n`);
   });
 

@@ -18,7 +18,14 @@ describe('GET /v1/keys and the provsec_kek_rows metric', () => {
     svc = await startTestService({ keyFileContent: { current: 1, keys: { '1': kek1.hex } } });
     const management = await svc.token('management-api');
     for (const id of ['usage-a', 'usage-b', 'usage-c']) {
-      expect((await request(svc.url).post('/v1/device-groups').set('Authorization', `Bearer ${management}`).send({ id, provisionSecret: secretFor(id) })).status).toBe(201);
+      expect(
+        (
+          await request(svc.url)
+            .post('/v1/device-groups')
+            .set('Authorization', `Bearer ${management}`)
+            .send({ id, provisionSecret: secretFor(id) })
+        ).status,
+      ).toBe(201);
     }
     svc.writeKeyFile({ current: 2, keys: { '1': kek1.hex, '2': kek2.hex } });
     await waitFor(() => svc.service.keySource.currentKeyring()?.current.kekId === kek2.kek.kekId, 'the swap to KEK2');
@@ -27,16 +34,25 @@ describe('GET /v1/keys and the provsec_kek_rows metric', () => {
 
   test('without a token it is 401; without keys:admin it is 403', async () => {
     expect((await request(svc.url).get('/v1/keys')).status).toBe(401);
-    const forbidden = await request(svc.url).get('/v1/keys').set('Authorization', `Bearer ${await svc.token('management-api')}`);
+    const forbidden = await request(svc.url)
+      .get('/v1/keys')
+      .set('Authorization', `Bearer ${await svc.token('management-api')}`);
     expect(forbidden.status).toBe(403);
     expect(forbidden.body.keys).toBeUndefined();
   });
 
   test('with keys:admin it lists the KEK ids, which is current, and the rows each wraps (ids only, no key bytes)', async () => {
-    const response = await request(svc.url).get('/v1/keys').set('Authorization', `Bearer ${await svc.token('key-admin')}`);
+    const response = await request(svc.url)
+      .get('/v1/keys')
+      .set('Authorization', `Bearer ${await svc.token('key-admin')}`);
     expect(response.status).toBe(200);
     expect(response.headers['cache-control']).toBe('no-store');
-    expect(response.body).toMatchObject({ source: { kind: 'file', state: 'ready' }, currentKekId: kek2.kek.kekId, rowsNotUnderCurrent: 3, rowsUnderUnavailableKeks: 0 });
+    expect(response.body).toMatchObject({
+      source: { kind: 'file', state: 'ready' },
+      currentKekId: kek2.kek.kekId,
+      rowsNotUnderCurrent: 3,
+      rowsUnderUnavailableKeks: 0,
+    });
     expect(response.body.keys).toHaveLength(2);
     expect(response.body.keys).toEqual(
       expect.arrayContaining([

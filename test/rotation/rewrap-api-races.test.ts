@@ -7,7 +7,15 @@
 import request from 'supertest';
 import { rewrapAll } from '../../src/rotation/rewrap';
 import { startTestService, type TestService } from '../support/test-service';
-import { interceptingPool, isRewrapUpdate, newKek, rowsPerKek, secretFor, sleep, waitFor } from './support/rotation-kit';
+import {
+  interceptingPool,
+  isRewrapUpdate,
+  newKek,
+  rowsPerKek,
+  secretFor,
+  sleep,
+  waitFor,
+} from './support/rotation-kit';
 
 describe('API rotations and deletions during a rewrap', () => {
   let svc: TestService;
@@ -17,7 +25,10 @@ describe('API rotations and deletions during a rewrap', () => {
   let worker: string;
 
   beforeAll(async () => {
-    svc = await startTestService({ keyFileContent: { current: 1, keys: { '1': kek1.hex } }, env: { SECRET_READ_RATE_LIMIT_PER_MINUTE: '100000' } });
+    svc = await startTestService({
+      keyFileContent: { current: 1, keys: { '1': kek1.hex } },
+      env: { SECRET_READ_RATE_LIMIT_PER_MINUTE: '100000' },
+    });
     management = await svc.token('management-api');
     worker = await svc.token('system:serviceaccount:provisioning:cert-worker');
   });
@@ -25,16 +36,30 @@ describe('API rotations and deletions during a rewrap', () => {
 
   async function createGroups(prefix: string, count: number): Promise<string[]> {
     const ids = Array.from({ length: count }, (_, index) => `${prefix}-${index}`);
-    for (const id of ids) expect((await request(svc.url).post('/v1/device-groups').set('Authorization', `Bearer ${management}`).send({ id, provisionSecret: secretFor(id) })).status).toBe(201);
+    for (const id of ids)
+      expect(
+        (
+          await request(svc.url)
+            .post('/v1/device-groups')
+            .set('Authorization', `Bearer ${management}`)
+            .send({ id, provisionSecret: secretFor(id) })
+        ).status,
+      ).toBe(201);
     return ids;
   }
   async function rotateKeyFileTo(content: unknown, kekId: string): Promise<void> {
     svc.writeKeyFile(content);
     await waitFor(() => svc.service.keySource.currentKeyring()?.current.kekId === kekId, `the swap to ${kekId}`);
   }
-  const readSecret = (id: string) => request(svc.url).get(`/v1/device-groups/${id}/provision-secret`).set('Authorization', `Bearer ${worker}`);
-  const rotate = (id: string, secret: string) => request(svc.url).put(`/v1/device-groups/${id}/provision-secret`).set('Authorization', `Bearer ${management}`).send({ provisionSecret: secret });
-  const remove = (id: string) => request(svc.url).delete(`/v1/device-groups/${id}`).set('Authorization', `Bearer ${management}`);
+  const readSecret = (id: string) =>
+    request(svc.url).get(`/v1/device-groups/${id}/provision-secret`).set('Authorization', `Bearer ${worker}`);
+  const rotate = (id: string, secret: string) =>
+    request(svc.url)
+      .put(`/v1/device-groups/${id}/provision-secret`)
+      .set('Authorization', `Bearer ${management}`)
+      .send({ provisionSecret: secret });
+  const remove = (id: string) =>
+    request(svc.url).delete(`/v1/device-groups/${id}`).set('Authorization', `Bearer ${management}`);
 
   test('a rotation and a deletion of rows a batch holds wait for its commit: the new secret wins, the deleted row stays deleted', async () => {
     const ids = await createGroups('held', 12);
@@ -67,11 +92,16 @@ describe('API rotations and deletions during a rewrap', () => {
     expect((await rotation).body).toMatchObject({ secretVersion: 2, kekId: kek2.kek.kekId });
     expect((await deletion).status).toBe(204);
 
-    expect((await readSecret('held-3')).body).toEqual({ id: 'held-3', provisionSecret: 'rotated-during-rewrap', secretVersion: 2 });
+    expect((await readSecret('held-3')).body).toEqual({
+      id: 'held-3',
+      provisionSecret: 'rotated-during-rewrap',
+      secretVersion: 2,
+    });
     expect((await readSecret('held-5')).status).toBe(404);
     const count = await svc.pool.query<{ n: string }>("SELECT count(*) AS n FROM ota_groups WHERE id LIKE 'held-%'");
     expect(Number(count.rows[0]!.n)).toBe(ids.length - 1);
-    for (const id of ids.filter((candidate) => candidate !== 'held-3' && candidate !== 'held-5')) expect((await readSecret(id)).body.provisionSecret).toBe(secretFor(id));
+    for (const id of ids.filter((candidate) => candidate !== 'held-3' && candidate !== 'held-5'))
+      expect((await readSecret(id)).body.provisionSecret).toBe(secretFor(id));
   });
 
   test('many rotations and deletions racing a rewrap of small batches: every read returns the latest secret, no deleted row comes back', async () => {

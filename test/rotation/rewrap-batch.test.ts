@@ -6,7 +6,15 @@
 import type { Pool } from 'pg';
 import { Keyring } from '../../src/crypto';
 import { rewrapAll } from '../../src/rotation/rewrap';
-import { allRows, fixedKeys, migratedDatabase, newKek, openEveryRow, rowsPerKek, seedRows } from './support/rotation-kit';
+import {
+  allRows,
+  fixedKeys,
+  migratedDatabase,
+  newKek,
+  openEveryRow,
+  rowsPerKek,
+  seedRows,
+} from './support/rotation-kit';
 
 const kek1 = newKek(1).kek;
 const kek2 = newKek(2).kek;
@@ -22,17 +30,29 @@ describe('a batch with rows that cannot be rewrapped', () => {
   test('commits the good rows, leaves damaged and misplaced envelopes untouched, and reports them', async () => {
     const ids = await seedRows(pool, Keyring.single(kek1), 20);
     // A flipped bit in one wrapped data key; another row given a third row's envelope.
-    await pool.query("UPDATE ota_groups SET provision_secret_envelope = set_byte(provision_secret_envelope, 40, get_byte(provision_secret_envelope, 40) # 1) WHERE id = $1", [ids[4]]);
-    await pool.query('UPDATE ota_groups SET provision_secret_envelope = (SELECT provision_secret_envelope FROM ota_groups WHERE id = $2) WHERE id = $1', [ids[9], ids[10]]);
+    await pool.query(
+      'UPDATE ota_groups SET provision_secret_envelope = set_byte(provision_secret_envelope, 40, get_byte(provision_secret_envelope, 40) # 1) WHERE id = $1',
+      [ids[4]],
+    );
+    await pool.query(
+      'UPDATE ota_groups SET provision_secret_envelope = (SELECT provision_secret_envelope FROM ota_groups WHERE id = $2) WHERE id = $1',
+      [ids[9], ids[10]],
+    );
     const before = new Map((await allRows(pool)).map((row) => [row.id, row.provision_secret_envelope]));
 
     const result = await rewrapAll({ pool, keys: fixedKeys(rotated) }, { batchSize: 6 });
     expect(result).toMatchObject({ rewrapped: 18, failed: 2, remaining: 2 });
-    expect(result.failures).toEqual(expect.arrayContaining([{ groupId: ids[4], reason: 'decryption_failed' }, { groupId: ids[9], reason: 'decryption_failed' }]));
+    expect(result.failures).toEqual(
+      expect.arrayContaining([
+        { groupId: ids[4], reason: 'decryption_failed' },
+        { groupId: ids[9], reason: 'decryption_failed' },
+      ]),
+    );
     expect(result.failures).toHaveLength(2);
     expect(await rowsPerKek(pool)).toEqual({ [kek1.kekId]: 2, [kek2.kekId]: 18 });
     for (const row of await allRows(pool)) {
-      if (row.id === ids[4] || row.id === ids[9]) expect(row.provision_secret_envelope.equals(before.get(row.id)!)).toBe(true);
+      if (row.id === ids[4] || row.id === ids[9])
+        expect(row.provision_secret_envelope.equals(before.get(row.id)!)).toBe(true);
     }
   });
 });

@@ -6,7 +6,16 @@
 import type { Pool } from 'pg';
 import { Keyring } from '../../src/crypto';
 import { rewrapAll, rewrapBatch, type RewrapRunResult } from '../../src/rotation/rewrap';
-import { fixedKeys, migratedDatabase, newKek, openEveryRow, rowsPerKek, secretFor, seedRows, sleep } from './support/rotation-kit';
+import {
+  fixedKeys,
+  migratedDatabase,
+  newKek,
+  openEveryRow,
+  rowsPerKek,
+  secretFor,
+  seedRows,
+  sleep,
+} from './support/rotation-kit';
 
 const kek1 = newKek(1).kek;
 const kek2 = newKek(2).kek;
@@ -33,7 +42,11 @@ describe('concurrent rewrap runs', () => {
   test('two runs at once over the same rows rewrap each row exactly once, with no deadlock, and every row opens under the new KEK alone', async () => {
     const ids = await seedRows(pool, underKek1, 1200);
     const run = () => rewrapAll({ pool, keys: fixedKeys(rotated) }, { batchSize: 40, concurrency: 2 });
-    const results: RewrapRunResult[] = await withinMs(Promise.all([run(), run()]), 20_000, 'two concurrent rewrap runs');
+    const results: RewrapRunResult[] = await withinMs(
+      Promise.all([run(), run()]),
+      20_000,
+      'two concurrent rewrap runs',
+    );
 
     expect(results[0]!.rewrapped + results[1]!.rewrapped).toBe(ids.length);
     // Both did part of the work: they really ran over the same rows at the same time.
@@ -51,7 +64,11 @@ describe('concurrent rewrap runs', () => {
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM ota_groups WHERE id = $1 FOR UPDATE', [ids[1]]);
-      const report = await withinMs(rewrapBatch({ pool, keys: fixedKeys(rotated) }, { fromKekId: kek1.kekId, batchSize: 4 }), 5000, 'one batch');
+      const report = await withinMs(
+        rewrapBatch({ pool, keys: fixedKeys(rotated) }, { fromKekId: kek1.kekId, batchSize: 4 }),
+        5000,
+        'one batch',
+      );
       expect(report).toMatchObject({ claimed: 4, rewrapped: 4, lastId: ids[4], failures: [] });
       await holder.query('COMMIT');
       expect(await rowsPerKek(pool)).toEqual({ [kek1.kekId]: 6, [kek2.kekId]: 4 });
@@ -83,7 +100,9 @@ describe('concurrent rewrap runs', () => {
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM ota_groups WHERE id = $1 FOR UPDATE', [ids[0]]);
-      await expect(rewrapAll({ pool, keys: fixedKeys(rotated) }, { batchSize: 8, lockTimeoutMs: 200 })).rejects.toMatchObject({ code: '55P03' });
+      await expect(
+        rewrapAll({ pool, keys: fixedKeys(rotated) }, { batchSize: 8, lockTimeoutMs: 200 }),
+      ).rejects.toMatchObject({ code: '55P03' });
       expect(await rowsPerKek(pool)).toEqual({ [kek1.kekId]: 1, [kek2.kekId]: ids.length - 1 });
     } finally {
       await holder.query('ROLLBACK');

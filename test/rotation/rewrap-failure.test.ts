@@ -9,7 +9,20 @@ import { join } from 'node:path';
 import type { Pool } from 'pg';
 import { Keyring } from '../../src/crypto';
 import { rewrapAll } from '../../src/rotation/rewrap';
-import { allRows, fixedKeys, interceptingPool, isRewrapUpdate, migratedDatabase, newKek, openEveryRow, rowsPerKek, runRewrapCli, secretFor, seedRows, type StoredRow } from './support/rotation-kit';
+import {
+  allRows,
+  fixedKeys,
+  interceptingPool,
+  isRewrapUpdate,
+  migratedDatabase,
+  newKek,
+  openEveryRow,
+  rowsPerKek,
+  runRewrapCli,
+  secretFor,
+  seedRows,
+  type StoredRow,
+} from './support/rotation-kit';
 
 const first = newKek(1);
 const second = newKek(2);
@@ -43,7 +56,9 @@ describe('rewrap under failure', () => {
     const failing = interceptingPool(pool, async (sql) => {
       if (isTarget(sql) && ++seen === 3) throw new InjectedStorageError('storage failed midway');
     });
-    await expect(rewrapAll({ pool: failing, keys: fixedKeys(rotated) }, { batchSize: 10 })).rejects.toThrow(InjectedStorageError);
+    await expect(rewrapAll({ pool: failing, keys: fixedKeys(rotated) }, { batchSize: 10 })).rejects.toThrow(
+      InjectedStorageError,
+    );
 
     const after = await allRows(pool);
     expect(await rowsPerKek(pool)).toEqual({ [first.kek.kekId]: 40, [second.kek.kekId]: 20 });
@@ -79,7 +94,11 @@ describe('rewrap under failure', () => {
         sweeps += 1;
       }
     })();
-    const killed = await runRewrapCli(env, ['--batch-size', '20', '--concurrency', '1', '--crypto-threads', '0'], (stdout) => /^rewrap: [1-9]\d*\//m.test(stdout));
+    const killed = await runRewrapCli(
+      env,
+      ['--batch-size', '20', '--concurrency', '1', '--crypto-threads', '0'],
+      (stdout) => /^rewrap: [1-9]\d*\//m.test(stdout),
+    );
     expect(killed.signal).toBe('SIGKILL');
     const partial = await rowsPerKek(pool);
     expect(partial[second.kek.kekId]).toBeGreaterThan(0);

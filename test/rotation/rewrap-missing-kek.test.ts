@@ -19,13 +19,25 @@ describe('a KEK removed while rows still need it', () => {
   });
   afterAll(() => svc.stop());
 
-  const cliEnv = () => ({ DATABASE_URL: svc.databaseUrl, KEY_SOURCE: 'file', KEY_FILE: svc.keyFile, PROVSEC_STATE_DIR: svc.stateDir });
+  const cliEnv = () => ({
+    DATABASE_URL: svc.databaseUrl,
+    KEY_SOURCE: 'file',
+    KEY_FILE: svc.keyFile,
+    PROVSEC_STATE_DIR: svc.stateDir,
+  });
 
   test('readiness stays 200 and reports it, /v1/keys shows the rows, reads fail closed, the command exits 1', async () => {
     const management = await svc.token('management-api');
     for (let index = 0; index < STRANDED; index++) {
       const id = `stranded-${index}`;
-      expect((await request(svc.url).post('/v1/device-groups').set('Authorization', `Bearer ${management}`).send({ id, provisionSecret: secretFor(id) })).status).toBe(201);
+      expect(
+        (
+          await request(svc.url)
+            .post('/v1/device-groups')
+            .set('Authorization', `Bearer ${management}`)
+            .send({ id, provisionSecret: secretFor(id) })
+        ).status,
+      ).toBe(201);
     }
     // KEK1 retired in Vault before anyone ran the rewrap.
     svc.writeKeyFile({ current: 2, keys: { '2': kek2.hex } });
@@ -36,17 +48,31 @@ describe('a KEK removed while rows still need it', () => {
       return response.body?.checks?.storedKeks?.detail ? response : undefined;
     }, '/readyz to report the missing KEK');
     expect(ready.status).toBe(200);
-    expect(ready.body.checks.storedKeks).toEqual({ ok: true, detail: expect.stringContaining(`${kek1.kek.kekId} (${STRANDED})`) });
+    expect(ready.body.checks.storedKeks).toEqual({
+      ok: true,
+      detail: expect.stringContaining(`${kek1.kek.kekId} (${STRANDED})`),
+    });
 
-    const status = await request(svc.url).get('/v1/keys').set('Authorization', `Bearer ${await svc.token('key-admin')}`);
+    const status = await request(svc.url)
+      .get('/v1/keys')
+      .set('Authorization', `Bearer ${await svc.token('key-admin')}`);
     expect(status.status).toBe(200);
-    expect(status.body.keys).toEqual(expect.arrayContaining([{ kekId: kek1.kek.kekId, versionLabel: null, current: false, available: false, rows: STRANDED }]));
+    expect(status.body.keys).toEqual(
+      expect.arrayContaining([
+        { kekId: kek1.kek.kekId, versionLabel: null, current: false, available: false, rows: STRANDED },
+      ]),
+    );
     expect(status.body.rowsUnderUnavailableKeks).toBe(STRANDED);
 
-    const read = await request(svc.url).get('/v1/device-groups/stranded-0/provision-secret').set('Authorization', `Bearer ${await svc.token('system:serviceaccount:provisioning:cert-worker')}`);
+    const read = await request(svc.url)
+      .get('/v1/device-groups/stranded-0/provision-secret')
+      .set('Authorization', `Bearer ${await svc.token('system:serviceaccount:provisioning:cert-worker')}`);
     expect(read.status).toBe(500);
     expect(read.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(read.body).toMatchObject({ title: 'Stored Secret Unreadable', detail: expect.stringContaining('kek_unavailable') });
+    expect(read.body).toMatchObject({
+      title: 'Stored Secret Unreadable',
+      detail: expect.stringContaining('kek_unavailable'),
+    });
     expect(read.body.provisionSecret).toBeUndefined();
     expect(read.text).not.toContain(secretFor('stranded-0'));
 
@@ -62,7 +88,9 @@ describe('a KEK removed while rows still need it', () => {
     const finished = await runRewrapCli(cliEnv());
     expect(finished.code).toBe(0);
     expect(await rowsPerKek(svc.pool)).toEqual({ [kek2.kek.kekId]: STRANDED });
-    const reread = await request(svc.url).get('/v1/device-groups/stranded-0/provision-secret').set('Authorization', `Bearer ${await svc.token('system:serviceaccount:provisioning:cert-worker')}`);
+    const reread = await request(svc.url)
+      .get('/v1/device-groups/stranded-0/provision-secret')
+      .set('Authorization', `Bearer ${await svc.token('system:serviceaccount:provisioning:cert-worker')}`);
     expect(reread.body).toMatchObject({ provisionSecret: secretFor('stranded-0') });
   });
 

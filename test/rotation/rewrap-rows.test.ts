@@ -18,14 +18,30 @@ const onlyKek2 = Keyring.single(kek2);
 function rowsWithBadOnes(count: number): { rows: RowToRewrap[]; expectedFailures: Map<number, string> } {
   const rows = Array.from({ length: count }, (_, index) => {
     const groupId = `rows-${index}`;
-    return { groupId, secretVersion: 1, envelope: sealSecret(Buffer.from(secretFor(groupId)), { groupId, secretVersion: 1 }, Keyring.single(kek1)).envelope };
+    return {
+      groupId,
+      secretVersion: 1,
+      envelope: sealSecret(Buffer.from(secretFor(groupId)), { groupId, secretVersion: 1 }, Keyring.single(kek1))
+        .envelope,
+    };
   });
   const damaged = Uint8Array.from(rows[3]!.envelope);
   damaged[40] = damaged[40]! ^ 0x01; // inside the wrapped data key
   rows[3] = { ...rows[3]!, envelope: damaged };
   rows[7] = { ...rows[7]!, envelope: rows[8]!.envelope }; // copied from another row: bound to rows-8
-  rows[count - 1] = { ...rows[count - 1]!, envelope: sealSecret(Buffer.from('x'), { groupId: `rows-${count - 1}`, secretVersion: 1 }, Keyring.single(stranger)).envelope };
-  return { rows, expectedFailures: new Map([[3, 'decryption_failed'], [7, 'decryption_failed'], [count - 1, 'kek_unavailable']]) };
+  rows[count - 1] = {
+    ...rows[count - 1]!,
+    envelope: sealSecret(Buffer.from('x'), { groupId: `rows-${count - 1}`, secretVersion: 1 }, Keyring.single(stranger))
+      .envelope,
+  };
+  return {
+    rows,
+    expectedFailures: new Map([
+      [3, 'decryption_failed'],
+      [7, 'decryption_failed'],
+      [count - 1, 'kek_unavailable'],
+    ]),
+  };
 }
 
 function expectOutcomes(rows: RowToRewrap[], outcomes: RewrapOutcome[], expectedFailures: Map<number, string>): void {
@@ -38,7 +54,9 @@ function expectOutcomes(rows: RowToRewrap[], outcomes: RewrapOutcome[], expected
     }
     if (!('envelope' in outcome)) throw new Error(`row ${index} failed: ${outcome.failure}`);
     const { groupId, secretVersion } = rows[index]!;
-    expect(Buffer.from(openSecret(outcome.envelope, { groupId, secretVersion }, onlyKek2)).toString()).toBe(secretFor(groupId));
+    expect(Buffer.from(openSecret(outcome.envelope, { groupId, secretVersion }, onlyKek2)).toString()).toBe(
+      secretFor(groupId),
+    );
   });
 }
 
@@ -59,9 +77,16 @@ describe('rewrapping the rows of a batch', () => {
       const next = Keyring.create([kek2, kek3], kek3.kekId);
       const [underKek2] = await threads.rewrap(rows.slice(0, 1), rotated);
       if (!underKek2 || !('envelope' in underKek2)) throw new Error('rows-0 did not rewrap');
-      const [underKek3] = await threads.rewrap([{ groupId: 'rows-0', secretVersion: 1, envelope: underKek2.envelope }], next);
+      const [underKek3] = await threads.rewrap(
+        [{ groupId: 'rows-0', secretVersion: 1, envelope: underKek2.envelope }],
+        next,
+      );
       if (!underKek3 || !('envelope' in underKek3)) throw new Error('rows-0 did not rewrap to KEK3');
-      expect(Buffer.from(openSecret(underKek3.envelope, { groupId: 'rows-0', secretVersion: 1 }, Keyring.single(kek3))).toString()).toBe(secretFor('rows-0'));
+      expect(
+        Buffer.from(
+          openSecret(underKek3.envelope, { groupId: 'rows-0', secretVersion: 1 }, Keyring.single(kek3)),
+        ).toString(),
+      ).toBe(secretFor('rows-0'));
     } finally {
       await threads.close();
     }
@@ -69,6 +94,8 @@ describe('rewrapping the rows of a batch', () => {
   });
 
   test('crypto threads without the compiled thread script are refused with a clear error', () => {
-    expect(() => createThreadedRewrapCrypto({ threads: 1, script: '/nonexistent/rewrap-thread.js' })).toThrow(CryptoThreadError);
+    expect(() => createThreadedRewrapCrypto({ threads: 1, script: '/nonexistent/rewrap-thread.js' })).toThrow(
+      CryptoThreadError,
+    );
   });
 });

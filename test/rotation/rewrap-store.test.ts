@@ -41,12 +41,20 @@ describe('rewrap SQL', () => {
       await holder.query('BEGIN');
       await holder.query("SELECT 1 FROM ota_groups WHERE id = 'one-00001' FOR UPDATE");
       await claimer.query('BEGIN');
-      const claimed = await claimBatch(claimer, { kekId: kek1.kekId, afterId: 'one-00000', limit: 3, mode: 'skip-locked', lockTimeoutMs: 1000 });
+      const claimed = await claimBatch(claimer, {
+        kekId: kek1.kekId,
+        afterId: 'one-00000',
+        limit: 3,
+        mode: 'skip-locked',
+        lockTimeoutMs: 1000,
+      });
       expect(claimed.map((row) => row.id)).toEqual(['one-00002', 'one-00003', 'one-00004']);
       await claimer.query('ROLLBACK');
 
       await claimer.query('BEGIN');
-      await expect(claimBatch(claimer, { kekId: kek1.kekId, afterId: undefined, limit: 3, mode: 'wait', lockTimeoutMs: 100 })).rejects.toMatchObject({ code: '55P03' });
+      await expect(
+        claimBatch(claimer, { kekId: kek1.kekId, afterId: undefined, limit: 3, mode: 'wait', lockTimeoutMs: 100 }),
+      ).rejects.toMatchObject({ code: '55P03' });
       await claimer.query('ROLLBACK');
     } finally {
       await holder.query('ROLLBACK');
@@ -60,9 +68,18 @@ describe('rewrap SQL', () => {
     const replacement = Buffer.from(row!.provision_secret_envelope);
     const client = await pool.connect();
     try {
-      const stale = { ids: [row!.id], secretVersions: [row!.secret_version + 1], envelopes: [replacement], fromKekId: kek3.kekId, kekId: kek2.kekId, kekVersion: 2 };
+      const stale = {
+        ids: [row!.id],
+        secretVersions: [row!.secret_version + 1],
+        envelopes: [replacement],
+        fromKekId: kek3.kekId,
+        kekId: kek2.kekId,
+        kekVersion: 2,
+      };
       expect(await writeRewrapped(client, stale)).toBe(0);
-      expect(await writeRewrapped(client, { ...stale, secretVersions: [row!.secret_version], fromKekId: kek1.kekId })).toBe(0);
+      expect(
+        await writeRewrapped(client, { ...stale, secretVersions: [row!.secret_version], fromKekId: kek1.kekId }),
+      ).toBe(0);
       expect((await allRows(pool)).find((candidate) => candidate.id === row!.id)?.kek_id).toBe(kek3.kekId);
     } finally {
       client.release();

@@ -25,28 +25,56 @@ describe('the background rewrap worker', () => {
     const management = await svc.token('management-api');
     for (let index = 0; index < 10; index++) {
       const id = `bg-${index}`;
-      expect((await request(svc.url).post('/v1/device-groups').set('Authorization', `Bearer ${management}`).send({ id, provisionSecret: secretFor(id) })).status).toBe(201);
+      expect(
+        (
+          await request(svc.url)
+            .post('/v1/device-groups')
+            .set('Authorization', `Bearer ${management}`)
+            .send({ id, provisionSecret: secretFor(id) })
+        ).status,
+      ).toBe(201);
     }
     expect(await rowsPerKek(svc.pool)).toEqual({ [kek1.kek.kekId]: 10 });
 
     svc.writeKeyFile({ current: 2, keys: { '1': kek1.hex, '2': kek2.hex } });
-    await waitFor(async () => {
-      const counts = await rowsPerKek(svc.pool);
-      return counts[kek2.kek.kekId] === 10 && Object.keys(counts).length === 1;
-    }, 'the worker to rewrap every row', 15_000);
+    await waitFor(
+      async () => {
+        const counts = await rowsPerKek(svc.pool);
+        return counts[kek2.kek.kekId] === 10 && Object.keys(counts).length === 1;
+      },
+      'the worker to rewrap every row',
+      15_000,
+    );
     // The pass logs once it has recounted, a moment after its last batch committed.
     await waitFor(() => svc.logs().includes('rewrap pass finished'), 'the pass to log its summary');
 
     // A replica that has not reloaded yet still seals under KEK1.
-    const lagging = sealSecret(Buffer.from(secretFor('bg-late')), { groupId: 'bg-late', secretVersion: 1 }, Keyring.single(kek1.kek));
-    await svc.pool.query('INSERT INTO ota_groups (id, provision_secret_envelope, kek_id, kek_version, secret_version) VALUES ($1, $2, $3, 1, 1)', ['bg-late', lagging.envelope, kek1.kek.kekId]);
-    await waitFor(async () => (await rowsPerKek(svc.pool))[kek1.kek.kekId] === undefined, 'the next interval to pick up the late row', 10_000);
+    const lagging = sealSecret(
+      Buffer.from(secretFor('bg-late')),
+      { groupId: 'bg-late', secretVersion: 1 },
+      Keyring.single(kek1.kek),
+    );
+    await svc.pool.query(
+      'INSERT INTO ota_groups (id, provision_secret_envelope, kek_id, kek_version, secret_version) VALUES ($1, $2, $3, 1, 1)',
+      ['bg-late', lagging.envelope, kek1.kek.kekId],
+    );
+    await waitFor(
+      async () => (await rowsPerKek(svc.pool))[kek1.kek.kekId] === undefined,
+      'the next interval to pick up the late row',
+      10_000,
+    );
 
     svc.writeKeyFile({ current: 2, keys: { '2': kek2.hex } });
     await waitFor(() => svc.service.keySource.status().knownKekIds.length === 1, 'KEK1 to be retired');
     const worker = await svc.token('system:serviceaccount:provisioning:cert-worker');
     for (const id of ['bg-0', 'bg-9', 'bg-late']) {
-      expect((await request(svc.url).get(`/v1/device-groups/${id}/provision-secret`).set('Authorization', `Bearer ${worker}`)).body.provisionSecret).toBe(secretFor(id));
+      expect(
+        (
+          await request(svc.url)
+            .get(`/v1/device-groups/${id}/provision-secret`)
+            .set('Authorization', `Bearer ${worker}`)
+        ).body.provisionSecret,
+      ).toBe(secretFor(id));
     }
   });
 });

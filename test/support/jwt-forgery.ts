@@ -11,7 +11,16 @@ import type { TestAlgorithm, TestKey } from '../auth/support/test-keys';
 
 // The key pairs and token assembly are the auth unit tests' own (test/auth/support/test-keys.ts):
 // one implementation serves both the verifier's tests and the HTTP attack tests.
-export { base64url, buildToken, hmacSignature, keySetOf, makeKey, nowSeconds, signatureFor, signedToken } from '../auth/support/test-keys';
+export {
+  base64url,
+  buildToken,
+  hmacSignature,
+  keySetOf,
+  makeKey,
+  nowSeconds,
+  signatureFor,
+  signedToken,
+} from '../auth/support/test-keys';
 export type SigningAlgorithm = TestAlgorithm;
 export type ForgeryKey = TestKey;
 
@@ -26,7 +35,25 @@ export function selfSignedCertificateBase64(key: ForgeryKey): string {
     const keyFile = join(directory, 'key.pem');
     const certFile = join(directory, 'cert.der');
     writeFileSync(keyFile, key.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
-    execFileSync('openssl', ['req', '-x509', '-new', '-key', keyFile, '-subj', '/CN=attacker', '-days', '1', '-outform', 'DER', '-out', certFile], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        keyFile,
+        '-subj',
+        '/CN=attacker',
+        '-days',
+        '1',
+        '-outform',
+        'DER',
+        '-out',
+        certFile,
+      ],
+      { stdio: 'ignore' },
+    );
     return readFileSync(certFile).toString('base64');
   } finally {
     rmSync(directory, { recursive: true, force: true });

@@ -141,7 +141,10 @@ export class LeakEvidence {
         parsed = { unparsable: response.body };
       }
       // The one allowed place, and only for the group's own secret.
-      if (typeof parsed.provisionSecret !== 'string' || !this.secretsByOwner.get(groupId)?.has(parsed.provisionSecret)) {
+      if (
+        typeof parsed.provisionSecret !== 'string' ||
+        !this.secretsByOwner.get(groupId)?.has(parsed.provisionSecret)
+      ) {
         findings.push({ source, owner: groupId, form: "a secret that is not this group's" });
       }
       haystacks.push({ source, text: JSON.stringify({ ...parsed, provisionSecret: '[allowed]' }) });
@@ -162,12 +165,16 @@ export class LeakEvidence {
     const owners = this.owners();
     if (this.options.leaveForSuite !== false) await leaveForSuiteSweep({ owners, haystacks, findings });
     findings.push(...searchHaystacks(owners.map(withNeedles), haystacks));
-    return { findings, counts: { secrets: this.secretCount, responses: this.responses.length, authorizedReads, logLines, tableRows } };
+    return {
+      findings,
+      counts: { secrets: this.secretCount, responses: this.responses.length, authorizedReads, logLines, tableRows },
+    };
   }
 
   private owners(): Owner[] {
     const owners: Owner[] = [];
-    for (const [groupId, owned] of this.secretsByOwner) for (const secret of owned) owners.push({ owner: groupId, kind: 'secret', value: secret });
+    for (const [groupId, owned] of this.secretsByOwner)
+      for (const secret of owned) owners.push({ owner: groupId, kind: 'secret', value: secret });
     for (const [label, keyHex] of this.keys) owners.push({ owner: `key:${label}`, kind: 'key', value: keyHex });
     return owners;
   }
@@ -181,7 +188,10 @@ interface Owner {
 }
 
 function withNeedles(owner: Owner): { owner: string; needles: Needle[] } {
-  return { owner: owner.owner, needles: owner.kind === 'secret' ? needlesFor(owner.value) : binaryNeedles(Buffer.from(owner.value, 'hex')) };
+  return {
+    owner: owner.owner,
+    needles: owner.kind === 'secret' ? needlesFor(owner.value) : binaryNeedles(Buffer.from(owner.value, 'hex')),
+  };
 }
 
 /** The group of a 200 answer to GET .../provision-secret: the only response allowed to carry a secret. */
@@ -211,7 +221,9 @@ const STALE_EVIDENCE_MS = 6 * 60 * 60 * 1000;
 /** One folder per jest run (the run's own Postgres URL names it), shared by the workers and the teardown. */
 function suiteEvidenceDir(): string | undefined {
   const runKey = process.env.PROVSEC_TEST_ADMIN_URL;
-  return runKey === undefined ? undefined : join(tmpdir(), `${EVIDENCE_DIR_PREFIX}${createHash('sha256').update(runKey).digest('hex').slice(0, 16)}`);
+  return runKey === undefined
+    ? undefined
+    : join(tmpdir(), `${EVIDENCE_DIR_PREFIX}${createHash('sha256').update(runKey).digest('hex').slice(0, 16)}`);
 }
 
 async function leaveForSuiteSweep(evidence: LeftEvidence): Promise<void> {
@@ -219,7 +231,10 @@ async function leaveForSuiteSweep(evidence: LeftEvidence): Promise<void> {
   if (dir === undefined) return;
   for (const name of (await readdir(tmpdir())).filter((entry) => entry.startsWith(EVIDENCE_DIR_PREFIX))) {
     const stale = join(tmpdir(), name);
-    const modifiedAtMs = await stat(stale).then((stats) => stats.mtimeMs, () => Date.now());
+    const modifiedAtMs = await stat(stale).then(
+      (stats) => stats.mtimeMs,
+      () => Date.now(),
+    );
     if (Date.now() - modifiedAtMs > STALE_EVIDENCE_MS) await rm(stale, { recursive: true, force: true });
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -231,7 +246,9 @@ async function leaveForSuiteSweep(evidence: LeftEvidence): Promise<void> {
  * response bodies) for the secrets and keys of EVERY file, then deletes it. Throws when it finds
  * any; resolves to a one-line summary otherwise (or undefined when no file left evidence).
  */
-export async function assertNoLeaksAcrossSuite(dir: string | undefined = suiteEvidenceDir()): Promise<string | undefined> {
+export async function assertNoLeaksAcrossSuite(
+  dir: string | undefined = suiteEvidenceDir(),
+): Promise<string | undefined> {
   if (dir === undefined) return undefined;
   let files: string[];
   try {
@@ -252,7 +269,8 @@ export async function assertNoLeaksAcrossSuite(dir: string | undefined = suiteEv
   }
   await rm(dir, { recursive: true, force: true });
   findings.push(...searchHaystacks([...owners.values()].map(withNeedles), haystacks));
-  if (findings.length > 0) throw new Error(`secret leak sweep over the whole suite found:\n${describeFindings(findings)}`);
+  if (findings.length > 0)
+    throw new Error(`secret leak sweep over the whole suite found:\n${describeFindings(findings)}`);
   return `leak sweep over the whole suite: ${owners.size} secrets and keys from ${files.length} files, searched in ${haystacks.length} logs, tables and responses: nothing found`;
 }
 
@@ -260,7 +278,10 @@ export async function assertNoLeaksAcrossSuite(dir: string | undefined = suiteEv
  * Joins the haystacks of one source into one text per source and searches each needle once per
  * source (thousands of secrets times thousands of bodies would be slow one pair at a time).
  */
-function searchHaystacks(owners: ReadonlyArray<{ owner: string; needles: Needle[] }>, haystacks: readonly Haystack[]): LeakFinding[] {
+function searchHaystacks(
+  owners: ReadonlyArray<{ owner: string; needles: Needle[] }>,
+  haystacks: readonly Haystack[],
+): LeakFinding[] {
   const bySource = new Map<string, string[]>();
   for (const haystack of haystacks) {
     const kind = haystack.source.startsWith('response:') ? 'responses' : haystack.source;
@@ -274,8 +295,15 @@ function searchHaystacks(owners: ReadonlyArray<{ owner: string; needles: Needle[
     const lowered = joined.toLowerCase();
     for (const { owner, needles } of owners) {
       for (const needle of needles) {
-        const found = needle.caseInsensitive ? lowered.includes(needle.text.toLowerCase()) : joined.includes(needle.text);
-        if (found) findings.push({ source: kind === 'responses' ? responseSourceAt(haystacks, needle) : kind, owner, form: needle.form });
+        const found = needle.caseInsensitive
+          ? lowered.includes(needle.text.toLowerCase())
+          : joined.includes(needle.text);
+        if (found)
+          findings.push({
+            source: kind === 'responses' ? responseSourceAt(haystacks, needle) : kind,
+            owner,
+            form: needle.form,
+          });
       }
     }
   }
@@ -285,7 +313,11 @@ function searchHaystacks(owners: ReadonlyArray<{ owner: string; needles: Needle[
 /** Names the first response that holds the needle (the joined search only says that one does). */
 function responseSourceAt(haystacks: readonly Haystack[], needle: Needle): string {
   const text = needle.caseInsensitive ? needle.text.toLowerCase() : needle.text;
-  const hit = haystacks.find((haystack) => haystack.source.startsWith('response:') && (needle.caseInsensitive ? haystack.text.toLowerCase() : haystack.text).includes(text));
+  const hit = haystacks.find(
+    (haystack) =>
+      haystack.source.startsWith('response:') &&
+      (needle.caseInsensitive ? haystack.text.toLowerCase() : haystack.text).includes(text),
+  );
   return hit?.source ?? 'responses';
 }
 
@@ -300,7 +332,11 @@ export async function dumpTables(pool: Pool): Promise<Array<{ name: string; rows
   for (const { schema, name } of tables.rows) {
     const quoted = `${quoteIdentifier(schema)}.${quoteIdentifier(name)}`;
     const rows = await pool.query<{ row: string }>(`SELECT row_to_json(t)::text AS row FROM ${quoted} t`);
-    dumps.push({ name: `${schema}.${name}`, rows: rows.rowCount ?? rows.rows.length, text: rows.rows.map((row) => row.row).join('\n') });
+    dumps.push({
+      name: `${schema}.${name}`,
+      rows: rows.rowCount ?? rows.rows.length,
+      text: rows.rows.map((row) => row.row).join('\n'),
+    });
   }
   return dumps;
 }

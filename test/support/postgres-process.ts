@@ -24,7 +24,9 @@ startEmbeddedPostgres({ dataDir, port: Number(port) }).then((handle) => {
 `;
 
 export function startPostgresProcess(dataDir: string, port: number): Promise<PostgresProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', CHILD_SCRIPT, dataDir, String(port)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child: ChildProcess = spawn(process.execPath, ['-e', CHILD_SCRIPT, dataDir, String(port)], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     let output = '';
     child.stdout?.on('data', (chunk: Buffer) => {

@@ -23,7 +23,10 @@ export const TEST_POLICY = {
     { subject: 'management-api', permissions: ['device-groups:read', 'device-groups:write'] },
     { subject: 'auditor', permissions: ['audit:read'] },
     { subject: 'key-admin', permissions: ['keys:admin'] },
-    { subject: 'system:serviceaccount:provisioning:cert-worker', permissions: ['provision-secret:read', 'device-groups:read'] },
+    {
+      subject: 'system:serviceaccount:provisioning:cert-worker',
+      permissions: ['provision-secret:read', 'device-groups:read'],
+    },
     { subject: 'fleet-a-worker', permissions: ['provision-secret:read'], groups: ['fleet-a.*'] },
     { subject: 'worker-pool-*', permissions: ['provision-secret:read'] },
   ],
@@ -58,7 +61,9 @@ export function randomKekHex(): string {
   return randomBytes(32).toString('hex');
 }
 
-export async function startTestService(options: { env?: Record<string, string>; keyFileContent?: unknown; policy?: unknown } = {}): Promise<TestService> {
+export async function startTestService(
+  options: { env?: Record<string, string>; keyFileContent?: unknown; policy?: unknown } = {},
+): Promise<TestService> {
   const stateDir = mkdtempSync(join(tmpdir(), 'provsec-svc-'));
   const keyFile = join(stateDir, 'provisioning-key');
   const writeKeyFile = (content: unknown): void => {
@@ -71,7 +76,10 @@ export async function startTestService(options: { env?: Record<string, string>; 
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const keyId = `test-${randomBytes(4).toString('hex')}`;
   const jwksFile = join(stateDir, 'jwks.json');
-  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: keyId, alg: 'ES256', use: 'sig' }] }));
+  writeFileSync(
+    jwksFile,
+    JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: keyId, alg: 'ES256', use: 'sig' }] }),
+  );
   const policyFile = join(stateDir, 'policy.json');
   writeFileSync(policyFile, JSON.stringify(options.policy ?? TEST_POLICY));
 

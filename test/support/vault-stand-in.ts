@@ -107,11 +107,21 @@ export class VaultStandIn {
   writeSecret(mount: string, path: string, data: Record<string, string>): number {
     const key = `${mount}/${path}`;
     const now = new Date().toISOString();
-    const secret = this.secrets.get(key) ?? { createdTime: now, updatedTime: now, versions: new Map(), currentVersion: 0 };
+    const secret = this.secrets.get(key) ?? {
+      createdTime: now,
+      updatedTime: now,
+      versions: new Map(),
+      currentVersion: 0,
+    };
     this.secrets.set(key, secret);
     secret.currentVersion += 1;
     secret.updatedTime = now;
-    secret.versions.set(secret.currentVersion, { data: { ...data }, createdTime: now, deletionTime: '', destroyed: false });
+    secret.versions.set(secret.currentVersion, {
+      data: { ...data },
+      createdTime: now,
+      deletionTime: '',
+      destroyed: false,
+    });
     return secret.currentVersion;
   }
 
@@ -182,7 +192,8 @@ export class VaultStandIn {
     if (this.sealed) return error(503, 'Vault is sealed');
     const path = url.pathname.replace(/^\/v1\//, '');
     const kubernetes = this.options.kubernetes;
-    if (method === 'POST' && kubernetes && path === `auth/${kubernetes.mount}/login`) return this.login(kubernetes, requestBody);
+    if (method === 'POST' && kubernetes && path === `auth/${kubernetes.mount}/login`)
+      return this.login(kubernetes, requestBody);
     if (method === 'POST' && path === 'auth/token/renew-self') return this.renewSelf(token);
     if (method !== 'GET') return error(405, `unsupported operation`);
     if (this.options.mode === 'server' && !this.tokenIsLive(token)) return error(403, 'permission denied');
@@ -195,10 +206,17 @@ export class VaultStandIn {
   }
 
   private readVersion(secret: StoredSecret, versionParameter: string | null): Answer {
-    const requested = versionParameter === null || versionParameter === '0' ? secret.currentVersion : Number(versionParameter);
+    const requested =
+      versionParameter === null || versionParameter === '0' ? secret.currentVersion : Number(versionParameter);
     const stored = secret.versions.get(requested);
     if (!stored) return { status: 404, body: { errors: [] } };
-    const metadata = { created_time: stored.createdTime, custom_metadata: null, deletion_time: stored.deletionTime, destroyed: stored.destroyed, version: requested };
+    const metadata = {
+      created_time: stored.createdTime,
+      custom_metadata: null,
+      deletion_time: stored.deletionTime,
+      destroyed: stored.destroyed,
+      version: requested,
+    };
     const gone = stored.destroyed || (stored.deletionTime !== '' && Date.parse(stored.deletionTime) <= Date.now());
     // Vault's answer for a deleted/destroyed version: 404, data null, metadata present.
     return { status: gone ? 404 : 200, body: envelope({ data: gone ? null : stored.data, metadata }) };
@@ -206,7 +224,12 @@ export class VaultStandIn {
 
   private metadata(secret: StoredSecret): Answer {
     const versions: Record<string, { created_time: string; deletion_time: string; destroyed: boolean }> = {};
-    for (const [number, stored] of secret.versions) versions[String(number)] = { created_time: stored.createdTime, deletion_time: stored.deletionTime, destroyed: stored.destroyed };
+    for (const [number, stored] of secret.versions)
+      versions[String(number)] = {
+        created_time: stored.createdTime,
+        deletion_time: stored.deletionTime,
+        destroyed: stored.destroyed,
+      };
     return {
       status: 200,
       body: envelope({
@@ -229,7 +252,11 @@ export class VaultStandIn {
     if (role !== kubernetes.role) return error(400, `invalid role name "${role}"`);
     if (jwt !== kubernetes.jwt) return error(403, 'permission denied');
     const clientToken = `hvs.${randomUUID().replace(/-/g, '')}`;
-    const issued: IssuedToken = { accessor: randomUUID(), expiresAtMs: Date.now() + kubernetes.tokenTtlSeconds * 1000, revoked: false };
+    const issued: IssuedToken = {
+      accessor: randomUUID(),
+      expiresAtMs: Date.now() + kubernetes.tokenTtlSeconds * 1000,
+      revoked: false,
+    };
     this.tokens.set(clientToken, issued);
     this.logins += 1;
     return { status: 200, body: { ...envelope(null), auth: this.authBlock(clientToken, issued, kubernetes) } };
@@ -252,7 +279,13 @@ export class VaultStandIn {
       policies: ['default', 'provsec'],
       token_policies: ['default', 'provsec'],
       identity_policies: null,
-      metadata: { role: kubernetes.role, service_account_name: 'provsec', service_account_namespace: 'provsec', service_account_uid: 'stand-in', service_account_secret_name: '' },
+      metadata: {
+        role: kubernetes.role,
+        service_account_name: 'provsec',
+        service_account_namespace: 'provsec',
+        service_account_uid: 'stand-in',
+        service_account_secret_name: '',
+      },
       lease_duration: kubernetes.tokenTtlSeconds,
       renewable: kubernetes.renewable,
       entity_id: randomUUID(),
@@ -271,7 +304,16 @@ export class VaultStandIn {
 
 /** Vault's standard response wrapper. */
 function envelope(data: unknown) {
-  return { request_id: randomUUID(), lease_id: '', renewable: false, lease_duration: 0, data, wrap_info: null, warnings: null, auth: null };
+  return {
+    request_id: randomUUID(),
+    lease_id: '',
+    renewable: false,
+    lease_duration: 0,
+    data,
+    wrap_info: null,
+    warnings: null,
+    auth: null,
+  };
 }
 
 function error(status: number, message: string): Answer {

@@ -49,7 +49,12 @@ export function apiFor(svc: TestService, defaultSubject: string | null = MANAGEM
     return token;
   };
 
-  async function call(method: Method, path: string, options: CallOptions, build: (test: Test) => Test): Promise<Response> {
+  async function call(
+    method: Method,
+    path: string,
+    options: CallOptions,
+    build: (test: Test) => Test,
+  ): Promise<Response> {
     let test = request(svc.url)[method](path);
     const subject = options.as === undefined ? defaultSubject : options.as;
     const token = options.token ?? (subject === null ? undefined : await tokenFor(subject));
@@ -74,7 +79,10 @@ export function apiFor(svc: TestService, defaultSubject: string | null = MANAGEM
 
 /** A problem+json response of this status whose `type` is one of ours. */
 export function expectProblem(res: Response, status: number, kind?: string): void {
-  expect({ status: res.status, contentType: res.headers['content-type'] }).toEqual({ status, contentType: expect.stringMatching(/^application\/problem\+json/) });
+  expect({ status: res.status, contentType: res.headers['content-type'] }).toEqual({
+    status,
+    contentType: expect.stringMatching(/^application\/problem\+json/),
+  });
   const body = JSON.parse(res.text) as Record<string, unknown>;
   expect(body).toMatchObject({ status, type: expect.stringMatching(new RegExp(`^${PROBLEM_TYPE_BASE}`)) });
   if (kind !== undefined) expect(body.type).toBe(PROBLEM_TYPE_BASE + kind);
@@ -85,7 +93,12 @@ export function expectGenericUnauthorized(res: Response): void {
   expectProblem(res, 401, 'unauthorized');
   expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
   const { requestId: _requestId, ...rest } = JSON.parse(res.text) as Record<string, unknown>;
-  expect(rest).toEqual({ type: `${PROBLEM_TYPE_BASE}unauthorized`, title: 'Unauthorized', status: 401, detail: 'A valid bearer token is required.' });
+  expect(rest).toEqual({
+    type: `${PROBLEM_TYPE_BASE}unauthorized`,
+    title: 'Unauthorized',
+    status: 401,
+    detail: 'A valid bearer token is required.',
+  });
 }
 
 export function groupPath(id: string, suffix = ''): string {

@@ -24,7 +24,10 @@ export async function snapshotGroups(pool: Pool): Promise<unknown[]> {
   return result.rows;
 }
 
-export async function auditRowsFor(pool: Pool, where: Partial<Pick<AuditRow, 'request_id' | 'group_id' | 'actor_subject' | 'action'>>): Promise<AuditRow[]> {
+export async function auditRowsFor(
+  pool: Pool,
+  where: Partial<Pick<AuditRow, 'request_id' | 'group_id' | 'actor_subject' | 'action'>>,
+): Promise<AuditRow[]> {
   const entries = Object.entries(where);
   const result = await pool.query<AuditRow>(
     `SELECT id::text, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address
@@ -48,6 +51,8 @@ export async function dumpAllTablesAsText(pool: Pool): Promise<string> {
 }
 
 export async function tableNames(pool: Pool): Promise<string[]> {
-  const result = await pool.query<{ name: string }>(`SELECT schemaname || '.' || tablename AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`);
+  const result = await pool.query<{ name: string }>(
+    `SELECT schemaname || '.' || tablename AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+  );
   return result.rows.map((row) => row.name);
 }

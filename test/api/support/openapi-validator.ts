@@ -27,14 +27,18 @@ export const exercisedResponses = new Set<string>();
 /** The documented path template a concrete path falls under, e.g. `/v1/device-groups/{id}`. */
 export function templateFor(path: string): string | undefined {
   const withoutQuery = path.split('?')[0] ?? path;
-  return Object.keys(paths).find((template) => new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`).test(withoutQuery));
+  return Object.keys(paths).find((template) =>
+    new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`).test(withoutQuery),
+  );
 }
 
 function resolve(object: JsonObject): JsonObject {
   const ref = object.$ref;
   if (typeof ref !== 'string') return object;
   const [, section, name] = /^#\/components\/(\w+)\/(.+)$/.exec(ref) ?? [];
-  const target = ((openApiDocument.components as Record<string, Record<string, JsonObject>>)[section ?? ''] ?? {})[name ?? ''];
+  const target = ((openApiDocument.components as Record<string, Record<string, JsonObject>>)[section ?? ''] ?? {})[
+    name ?? ''
+  ];
   if (!target) throw new Error(`unresolvable $ref ${ref}`);
   return target;
 }
@@ -75,22 +79,36 @@ export function expectDocumented(res: Response, method: string, path: string): v
     const header = resolve(headerObject);
     const value = res.headers[name.toLowerCase()] as string | undefined;
     if (value === undefined) {
-      if (header.required === true) throw new Error(`${method} ${template} ${res.status}: documented header ${name} is missing`);
+      if (header.required === true)
+        throw new Error(`${method} ${template} ${res.status}: documented header ${name} is missing`);
       continue;
     }
     const validate = schemaValidator(header.schema as JsonObject);
-    if (!validate(value)) throw new Error(`${method} ${template} ${res.status}: header ${name}=${value} does not match: ${ajv.errorsText(validate.errors)}`);
+    if (!validate(value))
+      throw new Error(
+        `${method} ${template} ${res.status}: header ${name}=${value} does not match: ${ajv.errorsText(validate.errors)}`,
+      );
   }
 
   const content = response.content as Record<string, { schema: JsonObject }> | undefined;
   if (!content) {
-    if (res.text !== '' && res.text !== undefined) throw new Error(`${method} ${template} ${res.status}: documented without a body but got one`);
+    if (res.text !== '' && res.text !== undefined)
+      throw new Error(`${method} ${template} ${res.status}: documented without a body but got one`);
     return;
   }
-  const mediaType = String(res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+  const mediaType =
+    String(res.headers['content-type'] ?? '')
+      .split(';')[0]
+      ?.trim() ?? '';
   const media = content[mediaType];
-  if (!media) throw new Error(`${method} ${template} ${res.status}: content type ${mediaType} is not documented (${Object.keys(content).join(', ')})`);
+  if (!media)
+    throw new Error(
+      `${method} ${template} ${res.status}: content type ${mediaType} is not documented (${Object.keys(content).join(', ')})`,
+    );
   const body: unknown = mediaType.endsWith('json') ? JSON.parse(res.text) : res.text;
   const validate = schemaValidator(media.schema);
-  if (!validate(body)) throw new Error(`${method} ${template} ${res.status}: body does not match the document: ${ajv.errorsText(validate.errors)}`);
+  if (!validate(body))
+    throw new Error(
+      `${method} ${template} ${res.status}: body does not match the document: ${ajv.errorsText(validate.errors)}`,
+    );
 }

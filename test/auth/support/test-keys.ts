@@ -48,7 +48,11 @@ export function signatureFor(alg: TestAlgorithm, privateKey: KeyObject, signingI
  * A compact JWS from a header and payload given as objects or as exact JSON text, signed by
  * `signer` over the ASCII signing input. `signer` returning '' leaves the signature empty.
  */
-export function buildToken(header: object | string, payload: object | string, signer: (signingInput: string) => Buffer | string): string {
+export function buildToken(
+  header: object | string,
+  payload: object | string,
+  signer: (signingInput: string) => Buffer | string,
+): string {
   const encodedHeader = base64url(typeof header === 'string' ? header : JSON.stringify(header));
   const encodedPayload = base64url(typeof payload === 'string' ? payload : JSON.stringify(payload));
   const signingInput = `${encodedHeader}.${encodedPayload}`;
@@ -58,7 +62,9 @@ export function buildToken(header: object | string, payload: object | string, si
 
 /** A token signed properly by `key`, with its kid and alg in the header unless overridden. */
 export function signedToken(key: TestKey, claims: object, extraHeader: object = {}): string {
-  return buildToken({ alg: key.alg, kid: key.kid, typ: 'JWT', ...extraHeader }, claims, (input) => signatureFor(key.alg, key.privateKey, input));
+  return buildToken({ alg: key.alg, kid: key.kid, typ: 'JWT', ...extraHeader }, claims, (input) =>
+    signatureFor(key.alg, key.privateKey, input),
+  );
 }
 
 export function hmacSignature(secret: string | Buffer, signingInput: string): Buffer {
@@ -72,7 +78,14 @@ export function nowSeconds(): number {
 /** Claims that pass: this issuer, our audience, issued now, five minutes to live. */
 export function validClaims(issuer: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const now = nowSeconds();
-  return { iss: issuer, aud: 'provsec', sub: 'system:serviceaccount:provisioning:cert-worker', iat: now, exp: now + 300, ...overrides };
+  return {
+    iss: issuer,
+    aud: 'provsec',
+    sub: 'system:serviceaccount:provisioning:cert-worker',
+    iat: now,
+    exp: now + 300,
+    ...overrides,
+  };
 }
 
 export function publicKeyPem(key: TestKey): string {

@@ -121,7 +121,8 @@ function lexAction(template: string, start: number): { tokens: Token[]; end: num
       tokens.push({ type: 'punct', value: char as '(' | ')' | '|' | ',' });
       index += 1;
     } else {
-      const word = /^[$.A-Za-z_][$.A-Za-z0-9_]*/.exec(rest)?.[0] ?? fail(`unexpected ${JSON.stringify(char)} in an action`);
+      const word =
+        /^[$.A-Za-z_][$.A-Za-z0-9_]*/.exec(rest)?.[0] ?? fail(`unexpected ${JSON.stringify(char)} in an action`);
       index += word.length;
       if (word.startsWith('$')) {
         const [name, ...fields] = word.split('.');
@@ -184,7 +185,12 @@ function parse(items: Item[]): Node[] {
       let keyName: string | undefined;
       let valueName: string | undefined;
       let rest = item.tokens.slice(1);
-      if (second?.type === 'variable' && third?.type === 'punct' && third.value === ',' && fourth?.type === 'variable') {
+      if (
+        second?.type === 'variable' &&
+        third?.type === 'punct' &&
+        third.value === ',' &&
+        fourth?.type === 'variable'
+      ) {
         const assign = item.tokens[4];
         if (assign?.type !== 'punct' || assign.value !== ':=') fail('range $k, $v needs :=');
         [keyName, valueName, rest] = [second.name, fourth.name, item.tokens.slice(5)];
@@ -194,9 +200,21 @@ function parse(items: Item[]): Node[] {
       const node: Node = { type: 'range', keyName, valueName, pipeline: parsePipeline(rest), body: [] };
       current().push(node);
       open.push(node);
-    } else if (keyword === 'else' || keyword === 'define' || keyword === 'template' || keyword === 'block' || keyword === 'break' || keyword === 'continue') {
+    } else if (
+      keyword === 'else' ||
+      keyword === 'define' ||
+      keyword === 'template' ||
+      keyword === 'block' ||
+      keyword === 'break' ||
+      keyword === 'continue'
+    ) {
       fail(`{{ ${keyword} }} is not implemented`);
-    } else if (first?.type === 'variable' && first.fields.length === 0 && second?.type === 'punct' && second.value === ':=') {
+    } else if (
+      first?.type === 'variable' &&
+      first.fields.length === 0 &&
+      second?.type === 'punct' &&
+      second.value === ':='
+    ) {
       current().push({ type: 'declare', name: first.name, pipeline: parsePipeline(item.tokens.slice(2)) });
     } else {
       current().push({ type: 'output', pipeline: parsePipeline(item.tokens) });
@@ -231,7 +249,8 @@ const stringOf = (value: unknown): string => (value instanceof JsonNumber ? valu
 
 function requireGoString(value: unknown, what: string): string {
   // A Go function with a string parameter refuses json.Number ("wrong type for value").
-  if (typeof value !== 'string') fail(`${what}: expected string, got ${value instanceof JsonNumber ? 'json.Number' : kindOf(value)}`);
+  if (typeof value !== 'string')
+    fail(`${what}: expected string, got ${value instanceof JsonNumber ? 'json.Number' : kindOf(value)}`);
   return value as string;
 }
 
@@ -246,7 +265,8 @@ function printValue(value: unknown): string {
 export function goJson(value: unknown): string {
   if (value === null || value === undefined) return 'null';
   if (value instanceof JsonNumber) return value.text;
-  if (typeof value === 'string') return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+  if (typeof value === 'string')
+    return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
   if (typeof value === 'number' || typeof value === 'boolean') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(goJson).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -259,7 +279,8 @@ function goPrintf(format: string, args: unknown[]): string {
     if (verb === '%') return '%';
     const arg = argIndex < args.length ? args[argIndex++] : fail('printf: missing argument');
     if (verb === 'd') {
-      if (typeof arg !== 'number' || !Number.isInteger(arg)) fail(`printf %d of a ${arg instanceof JsonNumber ? 'json.Number' : kindOf(arg)}`);
+      if (typeof arg !== 'number' || !Number.isInteger(arg))
+        fail(`printf %d of a ${arg instanceof JsonNumber ? 'json.Number' : kindOf(arg)}`);
       return String(arg);
     }
     if (verb === 's' && kindOf(arg) !== 'string') fail(`printf %s of a ${kindOf(arg)}`);
@@ -296,11 +317,14 @@ class Evaluator {
         if (truth(this.pipeline(node.pipeline, dot, scope))) output += this.run(node.body, dot, new Scope(scope));
       } else if (node.type === 'range') {
         const collection = this.pipeline(node.pipeline, dot, scope);
-        if (collection === null || collection === undefined || typeof collection !== 'object') fail(`range can't iterate over ${printValue(collection)}`);
+        if (collection === null || collection === undefined || typeof collection !== 'object')
+          fail(`range can't iterate over ${printValue(collection)}`);
         // Go ranges over a map in sorted key order ("10" before "2").
         const entries: [unknown, unknown][] = Array.isArray(collection)
           ? collection.map((element, index) => [index, element])
-          : Object.keys(collection as object).sort().map((key) => [key, (collection as Record<string, unknown>)[key]]);
+          : Object.keys(collection as object)
+              .sort()
+              .map((key) => [key, (collection as Record<string, unknown>)[key]]);
         for (const [key, element] of entries) {
           const inner = new Scope(scope);
           if (node.keyName !== undefined) inner.declare(node.keyName, key);
@@ -358,7 +382,8 @@ class Evaluator {
         return !truth(args[0]);
       case 'eq': {
         const [left, right] = args;
-        if (args.length !== 2 || kindOf(left) !== kindOf(right) || kindOf(left) === 'map' || kindOf(left) === 'slice') fail(`eq: incompatible types for comparison (${kindOf(left)}, ${kindOf(right)})`);
+        if (args.length !== 2 || kindOf(left) !== kindOf(right) || kindOf(left) === 'map' || kindOf(left) === 'slice')
+          fail(`eq: incompatible types for comparison (${kindOf(left)}, ${kindOf(right)})`);
         return kindOf(left) === 'string' ? stringOf(left) === stringOf(right) : left === right;
       }
       case 'toJSON':
@@ -384,10 +409,17 @@ function fields(start: unknown, path: string[], origin: string): unknown {
   let value = start;
   let walked = origin;
   for (const field of path) {
-    if (value === null || value === undefined || typeof value !== 'object' || Array.isArray(value) || value instanceof JsonNumber) {
+    if (
+      value === null ||
+      value === undefined ||
+      typeof value !== 'object' ||
+      Array.isArray(value) ||
+      value instanceof JsonNumber
+    ) {
       fail(`can't evaluate field ${field} of ${walked || '.'} (${kindOf(value)})`);
     }
-    if (!Object.prototype.hasOwnProperty.call(value, field)) fail(`map has no entry for key "${field}" (at ${walked || '.'})`);
+    if (!Object.prototype.hasOwnProperty.call(value, field))
+      fail(`map has no entry for key "${field}" (at ${walked || '.'})`);
     value = (value as Record<string, unknown>)[field];
     walked += `.${field}`;
   }

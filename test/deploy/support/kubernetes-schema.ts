@@ -71,7 +71,9 @@ export function strictFieldProblems(documents: readonly ManifestDocument[]): str
   const host = ts.createCompilerHost(options);
   const readFromDisk = host.getSourceFile.bind(host);
   host.getSourceFile = (name, languageVersion, ...rest) =>
-    name === fileName ? ts.createSourceFile(name, source, languageVersion) : readFromDisk(name, languageVersion, ...rest);
+    name === fileName
+      ? ts.createSourceFile(name, source, languageVersion)
+      : readFromDisk(name, languageVersion, ...rest);
   const existsOnDisk = host.fileExists.bind(host);
   host.fileExists = (name) => name === fileName || existsOnDisk(name);
   const program = ts.createProgram([fileName], options, host);

@@ -7,7 +7,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { K8S_ROOT, parseYamlStream, type ManifestDocument } from './manifests';
 
-export const kubectlAvailable: boolean = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 20_000 }).status === 0;
+export const kubectlAvailable: boolean =
+  spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 20_000 }).status === 0;
 
 /** `kubectl kustomize k8s/<folder>`, parsed. Throws with kustomize's own message on failure. */
 export function renderKustomization(folderUnderK8s: string): ManifestDocument[] {

@@ -58,7 +58,9 @@ export function loadAllManifests(): ManifestDocument[] {
 }
 
 export function findObject(documents: readonly ManifestDocument[], kind: string, name: string): KubeObject {
-  const matches = documents.filter((document) => document.object.kind === kind && document.object.metadata?.name === name);
+  const matches = documents.filter(
+    (document) => document.object.kind === kind && document.object.metadata?.name === name,
+  );
   if (matches.length !== 1) throw new Error(`expected one ${kind}/${name}, found ${matches.length}`);
   return matches[0]!.object;
 }

@@ -29,7 +29,12 @@ export class VaultKvStandIn {
   /** `vault kv put`: a new version. */
   put(data: Record<string, string>): number {
     this.currentVersion += 1;
-    this.versions.set(this.currentVersion, { data, createdTime: timestamp(this.currentVersion), deletionTime: '', destroyed: false });
+    this.versions.set(this.currentVersion, {
+      data,
+      createdTime: timestamp(this.currentVersion),
+      deletionTime: '',
+      destroyed: false,
+    });
     for (const version of [...this.versions.keys()].sort((a, b) => a - b)) {
       if (this.versions.size <= this.maxVersions) break;
       this.versions.delete(version);
@@ -55,7 +60,8 @@ export class VaultKvStandIn {
       if (query !== '') throw new Error(`unexpected query on a metadata read: ${query}`);
       return { Data: this.metadata() };
     }
-    if (path !== `${this.mount}/data/${this.path}`) throw new Error(`permission denied: ${requestedPath} (the stand-in holds only ${this.mount}/${this.path})`);
+    if (path !== `${this.mount}/data/${this.path}`)
+      throw new Error(`permission denied: ${requestedPath} (the stand-in holds only ${this.mount}/${this.path})`);
     const versionMatch = /^version=(\d+)$/.exec(query);
     if (query !== '' && !versionMatch) throw new Error(`unexpected query: ${query}`);
     const version = versionMatch ? Number(versionMatch[1]) : this.currentVersion;
@@ -68,14 +74,23 @@ export class VaultKvStandIn {
     return {
       Data: {
         data: { ...stored.data },
-        metadata: { created_time: stored.createdTime, custom_metadata: null, deletion_time: '', destroyed: false, version: new JsonNumber(String(version)) },
+        metadata: {
+          created_time: stored.createdTime,
+          custom_metadata: null,
+          deletion_time: '',
+          destroyed: false,
+          version: new JsonNumber(String(version)),
+        },
       },
     };
   };
 
   /** Every path the template could read, with what `read` gives or the error it throws. */
   responsesByPath(): Record<string, unknown> {
-    const paths = [`${this.mount}/metadata/${this.path}`, ...[...this.versions.keys()].map((version) => `${this.mount}/data/${this.path}?version=${version}`)];
+    const paths = [
+      `${this.mount}/metadata/${this.path}`,
+      ...[...this.versions.keys()].map((version) => `${this.mount}/data/${this.path}?version=${version}`),
+    ];
     const responses: Record<string, unknown> = {};
     for (const path of paths) {
       try {
@@ -91,7 +106,11 @@ export class VaultKvStandIn {
   private metadata(): Record<string, unknown> {
     const versions: Record<string, unknown> = {};
     for (const [version, stored] of this.versions) {
-      versions[String(version)] = { created_time: stored.createdTime, deletion_time: stored.deletionTime, destroyed: stored.destroyed };
+      versions[String(version)] = {
+        created_time: stored.createdTime,
+        deletion_time: stored.deletionTime,
+        destroyed: stored.destroyed,
+      };
     }
     const remaining = [...this.versions.keys()];
     return {

@@ -29,7 +29,14 @@ export function captureLogs(): CapturedLogs {
 export function keySpellings(key: Uint8Array | string): string[] {
   const bytes = typeof key === 'string' ? Buffer.from(key, 'hex') : Buffer.from(key);
   const hex = bytes.toString('hex');
-  const spellings = [hex, hex.toUpperCase(), bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('latin1'), bytes.toString('utf8')];
+  const spellings = [
+    hex,
+    hex.toUpperCase(),
+    bytes.toString('base64'),
+    bytes.toString('base64url'),
+    bytes.toString('latin1'),
+    bytes.toString('utf8'),
+  ];
   // Half of the hex digits is still key material (a truncated render must not leak either).
   spellings.push(hex.slice(0, 32), hex.slice(0, 32).toUpperCase());
   return spellings.filter((spelling) => spelling.length >= 16);
@@ -38,7 +45,8 @@ export function keySpellings(key: Uint8Array | string): string[] {
 export function expectNoKeyMaterial(logText: string, keys: ReadonlyArray<Uint8Array | string>): void {
   for (const key of keys) {
     for (const spelling of keySpellings(key)) {
-      if (logText.includes(spelling)) throw new Error(`key material (${spelling.length} chars of one spelling) found in the logs`);
+      if (logText.includes(spelling))
+        throw new Error(`key material (${spelling.length} chars of one spelling) found in the logs`);
     }
   }
 }
@@ -48,7 +56,12 @@ export function randomKeyHex(upperCase = false): string {
   return upperCase ? hex.toUpperCase() : hex;
 }
 
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000, intervalMs = 10): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 5000,
+  intervalMs = 10,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await condition()) return;
@@ -62,12 +75,20 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Sum of a counter/gauge's values whose labels include `labels`. */
-export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const metric = registry.getSingleMetric(name);
   if (!metric) throw new Error(`metric ${name} is not registered`);
   const { values } = await metric.get();
   return values
-    .filter((value) => Object.entries(labels).every(([label, expected]) => String((value.labels as Record<string, unknown>)[label]) === expected))
+    .filter((value) =>
+      Object.entries(labels).every(
+        ([label, expected]) => String((value.labels as Record<string, unknown>)[label]) === expected,
+      ),
+    )
     .reduce((sum, value) => sum + value.value, 0);
 }
 

@@ -4,7 +4,14 @@
  * outcome the tests classify, like a status code. Every response body goes to the leak evidence.
  */
 import { randomBytes } from 'node:crypto';
-import { Agent, request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import {
+  Agent,
+  request,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import type { LeakEvidence } from '../../support/leak-sweep';
 
 export type Outcome =
@@ -35,7 +42,10 @@ export interface ApiClient {
   close(): void;
 }
 
-export function apiClient(baseUrl: string, options: { evidence?: LeakEvidence; keepAlive?: boolean; maxSockets?: number } = {}): ApiClient {
+export function apiClient(
+  baseUrl: string,
+  options: { evidence?: LeakEvidence; keepAlive?: boolean; maxSockets?: number } = {},
+): ApiClient {
   const agent = new Agent({ keepAlive: options.keepAlive ?? true, maxSockets: options.maxSockets ?? 16 });
   const base = new URL(baseUrl);
   return {
@@ -48,12 +58,15 @@ export function apiClient(baseUrl: string, options: { evidence?: LeakEvidence; k
       }
       if (sendOptions.token !== undefined) headers.authorization = `Bearer ${sendOptions.token}`;
       Object.assign(headers, sendOptions.headers);
-      if (body !== undefined && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) headers['content-length'] = Buffer.byteLength(body);
+      if (body !== undefined && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined)
+        headers['content-length'] = Buffer.byteLength(body);
       return new Promise<Outcome>((resolve) => {
         const onResponse = (res: IncomingMessage) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', (error: NodeJS.ErrnoException) => resolve({ kind: 'network-error', code: error.code ?? error.message }));
+          res.on('error', (error: NodeJS.ErrnoException) =>
+            resolve({ kind: 'network-error', code: error.code ?? error.message }),
+          );
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             options.evidence?.response(method, path, res.statusCode ?? 0, text);
@@ -63,14 +76,27 @@ export function apiClient(baseUrl: string, options: { evidence?: LeakEvidence; k
         let req: ClientRequest;
         try {
           // The path goes out byte for byte (no URL normalisation), so tests can send odd ones.
-          req = request({ host: base.hostname, port: base.port, path, method, headers, agent, timeout: sendOptions.timeoutMs ?? 15_000 }, onResponse);
+          req = request(
+            {
+              host: base.hostname,
+              port: base.port,
+              path,
+              method,
+              headers,
+              agent,
+              timeout: sendOptions.timeoutMs ?? 15_000,
+            },
+            onResponse,
+          );
         } catch (error) {
           // Node refused to send it at all (e.g. an unescaped path): a bug in the test's request.
           resolve({ kind: 'network-error', code: `NOT_SENT_${(error as NodeJS.ErrnoException).code ?? 'UNKNOWN'}` });
           return;
         }
         req.on('timeout', () => req.destroy(Object.assign(new Error('client timeout'), { code: 'CLIENT_TIMEOUT' })));
-        req.on('error', (error: NodeJS.ErrnoException) => resolve({ kind: 'network-error', code: error.code ?? error.message }));
+        req.on('error', (error: NodeJS.ErrnoException) =>
+          resolve({ kind: 'network-error', code: error.code ?? error.message }),
+        );
         req.end(body);
       });
     },
@@ -92,7 +118,13 @@ export function problemDefect(outcome: Outcome, status: number): string | undefi
   } catch {
     return 'body is not JSON';
   }
-  if (problem.status !== status || typeof problem.type !== 'string' || typeof problem.title !== 'string' || typeof problem.detail !== 'string') return 'body is not a problem document';
+  if (
+    problem.status !== status ||
+    typeof problem.type !== 'string' ||
+    typeof problem.title !== 'string' ||
+    typeof problem.detail !== 'string'
+  )
+    return 'body is not a problem document';
   // A stack trace or a library's raw message in a body tells an attacker about our internals.
   if ('stack' in problem || /\n\s+at |node_modules|\.ts:\d+/.test(outcome.body)) return 'body carries a stack trace';
   return undefined;
@@ -103,7 +135,11 @@ export function statusOf(outcome: Outcome): number | string {
 }
 
 /** Runs `count` concurrent loops of `step` until `shouldStop()` says so. */
-export async function runWorkers(count: number, shouldStop: () => boolean, step: (worker: number, iteration: number) => Promise<void>): Promise<void> {
+export async function runWorkers(
+  count: number,
+  shouldStop: () => boolean,
+  step: (worker: number, iteration: number) => Promise<void>,
+): Promise<void> {
   await Promise.all(
     Array.from({ length: count }, async (_, worker) => {
       for (let iteration = 0; !shouldStop(); iteration += 1) await step(worker, iteration);
@@ -116,7 +152,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `predicate` every 25 ms until it holds, or fails with `what` after `timeoutMs`. */
-export async function waitUntil(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function waitUntil(
+  what: string,
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);

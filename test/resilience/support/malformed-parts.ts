@@ -10,7 +10,8 @@ const MAX_SECRET_BYTES = 4096;
 const BODY_LIMIT_BYTES = 16 * 1024;
 
 const PRINTABLE = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&\'()*+,;=:@/?#[]%" <>\\^`{|}';
-export const printableAscii = (maxLength: number) => fc.string({ unit: fc.constantFrom(...PRINTABLE.split('')), maxLength });
+export const printableAscii = (maxLength: number) =>
+  fc.string({ unit: fc.constantFrom(...PRINTABLE.split('')), maxLength });
 
 /** True when `segment`, once percent-decoded, is a well-formed group id (could address a real row). */
 function decodesToValidId(segment: string): boolean {
@@ -33,7 +34,12 @@ export function mightBeAcceptedBody(body: unknown): boolean {
   if (typeof secret !== 'string' || secret === '' || Buffer.byteLength(secret, 'utf8') > MAX_SECRET_BYTES) return false;
   if (Buffer.from(secret, 'utf8').toString('utf8') !== secret) return false;
   if (fields.id !== undefined && !(typeof fields.id === 'string' && GROUP_ID.test(fields.id))) return false;
-  if (fields.name !== undefined && fields.name !== null && !(typeof fields.name === 'string' && fields.name.length <= 256)) return false;
+  if (
+    fields.name !== undefined &&
+    fields.name !== null &&
+    !(typeof fields.name === 'string' && fields.name.length <= 256)
+  )
+    return false;
   return true;
 }
 
@@ -54,9 +60,30 @@ export const badIdSegment: fc.Arbitrary<string> = fc
   .oneof(
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 24 }).map(encodeURIComponent),
     fc.string({ unit: fc.constantFrom(...'abcXYZ019._:-'.split('')), minLength: 129, maxLength: 300 }),
-    fc.constantFrom('%ZZ', '%', '%%', '%E0%A4%A', '%C0%AF', '%00', 'a%00b', '%2F', 'a%2Fb', '%ff', '%F0%9F', '%ED%A0%80', '%u0041', '%0A', '%20', '%2e%2e%2f'),
-    fc.uint8Array({ minLength: 1, maxLength: 12 }).map((bytes) => [...bytes].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('')),
-    fc.tuple(fc.stringMatching(/^[a-z0-9]{1,8}$/), fc.constantFrom('%', '%G1', '%E2%82', '%C3')).map(([prefix, broken]) => prefix + broken),
+    fc.constantFrom(
+      '%ZZ',
+      '%',
+      '%%',
+      '%E0%A4%A',
+      '%C0%AF',
+      '%00',
+      'a%00b',
+      '%2F',
+      'a%2Fb',
+      '%ff',
+      '%F0%9F',
+      '%ED%A0%80',
+      '%u0041',
+      '%0A',
+      '%20',
+      '%2e%2e%2f',
+    ),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 12 })
+      .map((bytes) => [...bytes].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('')),
+    fc
+      .tuple(fc.stringMatching(/^[a-z0-9]{1,8}$/), fc.constantFrom('%', '%G1', '%E2%82', '%C3'))
+      .map(([prefix, broken]) => prefix + broken),
   )
   .filter((segment) => segment !== '' && !decodesToValidId(segment));
 
@@ -65,7 +92,10 @@ export const badIdSegment: fc.Arbitrary<string> = fc
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 /** Authorization headers that must never authenticate, built around a `valid` token (undefined: no header). */
-export const refusedAuthorization = (valid: string, refusedTokens: readonly string[]): fc.Arbitrary<string | undefined> => {
+export const refusedAuthorization = (
+  valid: string,
+  refusedTokens: readonly string[],
+): fc.Arbitrary<string | undefined> => {
   return fc.oneof(
     fc.constant(undefined),
     fc.constantFrom(...refusedTokens).map((token) => `Bearer ${token}`),
@@ -75,11 +105,28 @@ export const refusedAuthorization = (valid: string, refusedTokens: readonly stri
       .filter(([index, replacement]) => valid[index] !== replacement)
       .map(([index, replacement]) => `Bearer ${valid.slice(0, index)}${replacement}${valid.slice(index + 1)}`),
     fc
-      .tuple(fc.string({ unit: fc.constantFrom(...B64URL.split('')), maxLength: 60 }), fc.string({ unit: fc.constantFrom(...B64URL.split('')), maxLength: 200 }), fc.string({ unit: fc.constantFrom(...B64URL.split('')), maxLength: 90 }))
+      .tuple(
+        fc.string({ unit: fc.constantFrom(...B64URL.split('')), maxLength: 60 }),
+        fc.string({ unit: fc.constantFrom(...B64URL.split('')), maxLength: 200 }),
+        fc.string({ unit: fc.constantFrom(...B64URL.split('')), maxLength: 90 }),
+      )
       .map(([header, payload, signature]) => `Bearer ${header}.${payload}.${signature}`),
     printableAscii(120).map((garbage) => `Bearer ${garbage}`),
     printableAscii(120),
-    fc.constantFrom(`Basic ${Buffer.from('management-api:secret').toString('base64')}`, 'Bearer', 'Bearer ', `Bearer  ${valid}`, valid, `Bearer ${valid} x`, `Bearer ${valid},`, `Bearer\t${valid}`, `Token ${valid}`, `Bearer ${valid}=`, `Bearer ${valid}.x`, `Bearer ${'A'.repeat(9000)}`),
+    fc.constantFrom(
+      `Basic ${Buffer.from('management-api:secret').toString('base64')}`,
+      'Bearer',
+      'Bearer ',
+      `Bearer  ${valid}`,
+      valid,
+      `Bearer ${valid} x`,
+      `Bearer ${valid},`,
+      `Bearer\t${valid}`,
+      `Token ${valid}`,
+      `Bearer ${valid}=`,
+      `Bearer ${valid}.x`,
+      `Bearer ${'A'.repeat(9000)}`,
+    ),
   );
 };
 
@@ -112,13 +159,31 @@ export const defectiveJsonBody = fc
   .oneof(
     fc.record({ id: badIdValue, provisionSecret: someSecret }),
     fc.record({ id: freshId, provisionSecret: badSecretValue }),
-    fc.record({ id: freshId, provisionSecret: someSecret, name: fc.oneof(fc.string({ minLength: 257, maxLength: 300 }), fc.integer(), fc.array(fc.string())) }),
+    fc.record({
+      id: freshId,
+      provisionSecret: someSecret,
+      name: fc.oneof(fc.string({ minLength: 257, maxLength: 300 }), fc.integer(), fc.array(fc.string())),
+    }),
     fc
-      .tuple(fc.string({ minLength: 1, maxLength: 12 }).filter((key) => !['id', 'name', 'provisionSecret'].includes(key)), fc.jsonValue({ maxDepth: 2 }), freshId, someSecret)
+      .tuple(
+        fc.string({ minLength: 1, maxLength: 12 }).filter((key) => !['id', 'name', 'provisionSecret'].includes(key)),
+        fc.jsonValue({ maxDepth: 2 }),
+        freshId,
+        someSecret,
+      )
       .map(([extraKey, extraValue, id, provisionSecret]) => ({ id, provisionSecret, [extraKey]: extraValue })),
     fc.record({ id: freshId }),
     fc.record({ name: fc.string({ maxLength: 20 }) }),
-    fc.constantFrom({}, [], null, 0, 'x', true, { provision_secret: 'x', id: 'fuzz-new-a' }, { ProvisionSecret: 'x', id: 'fuzz-new-b' }),
+    fc.constantFrom(
+      {},
+      [],
+      null,
+      0,
+      'x',
+      true,
+      { provision_secret: 'x', id: 'fuzz-new-a' },
+      { ProvisionSecret: 'x', id: 'fuzz-new-b' },
+    ),
     fc.jsonValue({ maxDepth: 3 }),
     fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 }),
   )
@@ -134,7 +199,21 @@ export const brokenJsonText = fc
       const text = JSON.stringify({ id, provisionSecret: secret });
       return text.slice(0, cut % text.length);
     }),
-    fc.constantFrom('{', '}', '{"id":', '{"id":"a",}', "{'id':'a'}", '{"id":"a" "provisionSecret":"b"}', '[1,2', 'NaN', '{"a":Infinity}', '\u0000', '\ufeff{}', '{"id":"a","provisionSecret":"b"}garbage', '{"provisionSecret":"b"}{"provisionSecret":"c"}'),
+    fc.constantFrom(
+      '{',
+      '}',
+      '{"id":',
+      '{"id":"a",}',
+      "{'id':'a'}",
+      '{"id":"a" "provisionSecret":"b"}',
+      '[1,2',
+      'NaN',
+      '{"a":Infinity}',
+      '\u0000',
+      '\ufeff{}',
+      '{"id":"a","provisionSecret":"b"}garbage',
+      '{"provisionSecret":"b"}{"provisionSecret":"c"}',
+    ),
     fc.integer({ min: 1, max: 4000 }).map((depth) => '['.repeat(depth) + ']'.repeat(depth)),
     fc.integer({ min: 1, max: 8000 }).map((depth) => '{"a":'.repeat(depth)),
     fc.constant('x'.repeat(BODY_LIMIT_BYTES + 1)),
@@ -143,12 +222,46 @@ export const brokenJsonText = fc
   .filter((text) => !mightBeAcceptedText(text));
 
 /** A body the service WOULD accept, for requests whose defect is elsewhere (token, media type...). */
-export const acceptableCreateBody = fc.tuple(freshId, someSecret).map(([id, provisionSecret]) => JSON.stringify({ id, provisionSecret }));
+export const acceptableCreateBody = fc
+  .tuple(freshId, someSecret)
+  .map(([id, provisionSecret]) => JSON.stringify({ id, provisionSecret }));
 export const acceptableRotateBody = someSecret.map((provisionSecret) => JSON.stringify({ provisionSecret }));
 
-export const QUERY_KEYS = ['limit', 'after', 'groupId', 'actor', 'since', '__proto__', 'constructor', 'prototype', 'limit[]', 'after[0]', 'a[b]', 'toString', 'hasOwnProperty', ''];
+export const QUERY_KEYS = [
+  'limit',
+  'after',
+  'groupId',
+  'actor',
+  'since',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'limit[]',
+  'after[0]',
+  'a[b]',
+  'toString',
+  'hasOwnProperty',
+  '',
+];
 export const queryValue = fc.oneof(
-  fc.constantFrom('0', '-1', '1001', '1e3', '0x10', '00001', '1.5', '', '%ZZ', '%00', 'NaN', 'Infinity', '99999999999999999999', '2024-13-45T99:99:99Z', '1970-01-01T00:00:00Z', encodeURIComponent("'; DROP TABLE ota_groups; --")),
+  fc.constantFrom(
+    '0',
+    '-1',
+    '1001',
+    '1e3',
+    '0x10',
+    '00001',
+    '1.5',
+    '',
+    '%ZZ',
+    '%00',
+    'NaN',
+    'Infinity',
+    '99999999999999999999',
+    '2024-13-45T99:99:99Z',
+    '1970-01-01T00:00:00Z',
+    encodeURIComponent("'; DROP TABLE ota_groups; --"),
+  ),
   fc.string({ maxLength: 30 }).map(encodeURIComponent),
   fc.string({ unit: 'grapheme-ascii', minLength: 600, maxLength: 700 }).map(encodeURIComponent),
 );

@@ -6,7 +6,17 @@
  * test demand "no row changed" whatever the seed.
  */
 import fc from 'fast-check';
-import { acceptableCreateBody, acceptableRotateBody, badIdSegment, brokenJsonText, defectiveJsonBody, printableAscii, QUERY_KEYS, queryValue, refusedAuthorization } from './malformed-parts';
+import {
+  acceptableCreateBody,
+  acceptableRotateBody,
+  badIdSegment,
+  brokenJsonText,
+  defectiveJsonBody,
+  printableAscii,
+  QUERY_KEYS,
+  queryValue,
+  refusedAuthorization,
+} from './malformed-parts';
 
 /** What the service must answer: any 4xx, exactly 403, or anything but a 5xx (harmless reads). */
 export type Expectation = '4xx' | '403' | 'not-5xx';
@@ -51,7 +61,14 @@ const anyApiPath = (context: FuzzContext) =>
     fc.constant('/v1/device-groups'),
     existingId(context).map((id) => `/v1/device-groups/${id}`),
     existingId(context).map((id) => `/v1/device-groups/${id}/provision-secret`),
-    fc.constantFrom('/v1/audit-events', '/v1/keys', '/v1/device-groups?limit=5', '/v1/device-groups/', '/V1/DEVICE-GROUPS', '/v1//device-groups'),
+    fc.constantFrom(
+      '/v1/audit-events',
+      '/v1/keys',
+      '/v1/device-groups?limit=5',
+      '/v1/device-groups/',
+      '/V1/DEVICE-GROUPS',
+      '/v1//device-groups',
+    ),
   );
 
 const JSON_TYPE = fc.constantFrom('application/json', 'application/json; charset=utf-8');
@@ -69,7 +86,10 @@ const unauthenticated = (context: FuzzContext) =>
       defect: 'token',
       method,
       path,
-      headers: { ...(authorization === undefined ? {} : { authorization }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        ...(authorization === undefined ? {} : { authorization }),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body }),
       expect: '4xx',
     }));
@@ -78,7 +98,10 @@ const unauthenticated = (context: FuzzContext) =>
 const defectiveBody = (context: FuzzContext) =>
   fc
     .record({
-      target: fc.oneof(fc.constant('/v1/device-groups'), existingId(context).map((id) => `/v1/device-groups/${id}/provision-secret`)),
+      target: fc.oneof(
+        fc.constant('/v1/device-groups'),
+        existingId(context).map((id) => `/v1/device-groups/${id}/provision-secret`),
+      ),
       body: fc.oneof(defectiveJsonBody, brokenJsonText),
       contentType: JSON_TYPE,
     })
@@ -95,11 +118,49 @@ const defectiveBody = (context: FuzzContext) =>
 const wrongContentType = (context: FuzzContext) =>
   fc
     .record({
-      target: fc.oneof(fc.constant('/v1/device-groups'), existingId(context).map((id) => `/v1/device-groups/${id}/provision-secret`)),
+      target: fc.oneof(
+        fc.constant('/v1/device-groups'),
+        existingId(context).map((id) => `/v1/device-groups/${id}/provision-secret`),
+      ),
       headers: fc.oneof(
-        fc.constantFrom('text/plain', 'text/json', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', 'application/json-patch+json', 'application/merge-patch+json', 'application/jsonx', 'json', '*/*', 'application/*', 'application', 'application/json; charset=latin1', 'application/json; charset=utf8', 'application/json; charset=ascii', 'application/json; charset=utf-16', 'application/json; charset=utf-16be', 'application/json; charset=utf-32', 'application/json; charset=x-unknown').map((type) => ({ 'content-type': type })),
+        fc
+          .constantFrom(
+            'text/plain',
+            'text/json',
+            'application/xml',
+            'application/x-www-form-urlencoded',
+            'multipart/form-data; boundary=x',
+            'application/octet-stream',
+            'application/json-patch+json',
+            'application/merge-patch+json',
+            'application/jsonx',
+            'json',
+            '*/*',
+            'application/*',
+            'application',
+            'application/json; charset=latin1',
+            'application/json; charset=utf8',
+            'application/json; charset=ascii',
+            'application/json; charset=utf-16',
+            'application/json; charset=utf-16be',
+            'application/json; charset=utf-32',
+            'application/json; charset=x-unknown',
+          )
+          .map((type) => ({ 'content-type': type })),
         fc.constant({}),
-        fc.constantFrom('gzip', 'deflate', 'br', 'compress', 'x-gzip', 'zstd', 'gzip, gzip', 'identity, gzip', 'unknown').map((encoding) => ({ 'content-type': 'application/json', 'content-encoding': encoding })),
+        fc
+          .constantFrom(
+            'gzip',
+            'deflate',
+            'br',
+            'compress',
+            'x-gzip',
+            'zstd',
+            'gzip, gzip',
+            'identity, gzip',
+            'unknown',
+          )
+          .map((encoding) => ({ 'content-type': 'application/json', 'content-encoding': encoding })),
         fc.constant({ 'transfer-encoding': 'chunked', 'content-type': 'text/plain' }),
       ),
     })
@@ -143,14 +204,22 @@ const defectiveQuery = (context: FuzzContext) =>
   fc
     .record({
       route: fc.constantFrom('/v1/device-groups', '/v1/audit-events'),
-      pairs: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...QUERY_KEYS), fc.string({ maxLength: 12 }).map(encodeURIComponent)), queryValue), { minLength: 1, maxLength: 5 }),
+      pairs: fc.array(
+        fc.tuple(
+          fc.oneof(fc.constantFrom(...QUERY_KEYS), fc.string({ maxLength: 12 }).map(encodeURIComponent)),
+          queryValue,
+        ),
+        { minLength: 1, maxLength: 5 },
+      ),
       separator: fc.constantFrom('&', ';', '&&'),
     })
     .map(({ route, pairs, separator }): MalformedRequest => ({
       defect: 'query',
       method: 'GET',
       path: `${route}?${pairs.map(([key, value]) => `${key}=${value}`).join(separator)}`,
-      headers: { authorization: `Bearer ${route === '/v1/audit-events' ? context.tokens.auditor : context.tokens.management}` },
+      headers: {
+        authorization: `Bearer ${route === '/v1/audit-events' ? context.tokens.auditor : context.tokens.management}`,
+      },
       expect: 'not-5xx',
     }));
 
@@ -158,7 +227,26 @@ const defectiveQuery = (context: FuzzContext) =>
 const unexpectedMethod = (context: FuzzContext) =>
   fc
     .record({
-      method: fc.constantFrom('PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'PURGE', 'SEARCH', 'REPORT', 'LINK', 'UNLINK', 'QUERY', 'SUBSCRIBE', 'MERGE'),
+      method: fc.constantFrom(
+        'PATCH',
+        'OPTIONS',
+        'TRACE',
+        'PROPFIND',
+        'PROPPATCH',
+        'MKCOL',
+        'COPY',
+        'MOVE',
+        'LOCK',
+        'UNLOCK',
+        'PURGE',
+        'SEARCH',
+        'REPORT',
+        'LINK',
+        'UNLINK',
+        'QUERY',
+        'SUBSCRIBE',
+        'MERGE',
+      ),
       path: anyApiPath(context),
       body: fc.option(fc.oneof(acceptableCreateBody, acceptableRotateBody), { nil: undefined }),
     })
@@ -166,7 +254,10 @@ const unexpectedMethod = (context: FuzzContext) =>
       defect: 'method',
       method,
       path,
-      headers: { authorization: `Bearer ${context.tokens.management}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${context.tokens.management}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body }),
       // express answers OPTIONS itself on routes without an explicit handler (200 with Allow): harmless.
       expect: method === 'OPTIONS' ? 'not-5xx' : '4xx',
@@ -176,18 +267,32 @@ const unexpectedMethod = (context: FuzzContext) =>
 const forbidden = (context: FuzzContext) =>
   fc
     .record({
-      token: fc.constantFrom(context.tokens.worker, context.tokens.auditor, context.tokens.keyAdmin, context.tokens.fleetA, context.tokens.nobody),
+      token: fc.constantFrom(
+        context.tokens.worker,
+        context.tokens.auditor,
+        context.tokens.keyAdmin,
+        context.tokens.fleetA,
+        context.tokens.nobody,
+      ),
       action: fc.constantFrom('create', 'rotate', 'delete'),
       id: existingId(context),
       create: acceptableCreateBody,
       rotate: acceptableRotateBody,
     })
     .map(({ token, action, id, create, rotate }): MalformedRequest => {
-      const request = action === 'create' ? { method: 'POST', path: '/v1/device-groups', body: create } : action === 'rotate' ? { method: 'PUT', path: `/v1/device-groups/${id}/provision-secret`, body: rotate } : { method: 'DELETE', path: `/v1/device-groups/${id}` };
+      const request =
+        action === 'create'
+          ? { method: 'POST', path: '/v1/device-groups', body: create }
+          : action === 'rotate'
+            ? { method: 'PUT', path: `/v1/device-groups/${id}/provision-secret`, body: rotate }
+            : { method: 'DELETE', path: `/v1/device-groups/${id}` };
       return {
         defect: 'permission',
         ...request,
-        headers: { authorization: `Bearer ${token}`, ...(request.body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(request.body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         expect: '403',
       };
     });
@@ -196,16 +301,37 @@ const forbidden = (context: FuzzContext) =>
 const oddHeaders = (context: FuzzContext) =>
   fc
     .record({
-      read: fc.oneof(existingId(context).map((id) => ({ path: `/v1/device-groups/${id}/provision-secret`, token: context.tokens.worker })), fc.constant({ path: '/v1/device-groups', token: context.tokens.management })),
+      read: fc.oneof(
+        existingId(context).map((id) => ({
+          path: `/v1/device-groups/${id}/provision-secret`,
+          token: context.tokens.worker,
+        })),
+        fc.constant({ path: '/v1/device-groups', token: context.tokens.management }),
+      ),
       method: fc.constantFrom('GET', 'HEAD'),
       extra: fc.oneof(
         fc.record({ 'x-request-id': printableAscii(300) }),
-        fc.record({ accept: printableAscii(80), 'accept-encoding': fc.constantFrom('gzip', 'br', '*', 'identity;q=0', 'x') }),
-        fc.record({ 'x-forwarded-for': printableAscii(60), forwarded: printableAscii(60), 'x-real-ip': printableAscii(20) }),
-        fc.record({ range: printableAscii(30), 'if-none-match': printableAscii(30), 'if-modified-since': printableAscii(30) }),
+        fc.record({
+          accept: printableAscii(80),
+          'accept-encoding': fc.constantFrom('gzip', 'br', '*', 'identity;q=0', 'x'),
+        }),
+        fc.record({
+          'x-forwarded-for': printableAscii(60),
+          forwarded: printableAscii(60),
+          'x-real-ip': printableAscii(20),
+        }),
+        fc.record({
+          range: printableAscii(30),
+          'if-none-match': printableAscii(30),
+          'if-modified-since': printableAscii(30),
+        }),
         fc.record({ 'content-type': printableAscii(60), 'content-length': fc.constant('0') }),
         fc.record({ 'x-huge': fc.integer({ min: 8_000, max: 20_000 }).map((length) => 'h'.repeat(length)) }),
-        fc.integer({ min: 50, max: 300 }).map((count) => Object.fromEntries(Array.from({ length: count }, (_, index) => [`x-many-${index}`, String(index)]))),
+        fc
+          .integer({ min: 50, max: 300 })
+          .map((count) =>
+            Object.fromEntries(Array.from({ length: count }, (_, index) => [`x-many-${index}`, String(index)])),
+          ),
         fc.record({ cookie: printableAscii(200) }),
       ),
     })
@@ -224,7 +350,22 @@ const offApi = () =>
       method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH'),
       path: fc.oneof(
         fc.webPath().map((path) => (path.startsWith('/') ? path : `/${path}`)),
-        fc.constantFrom('/', '//', '/healthz', '/readyz', '/metrics', '/openapi.json', '/v2/device-groups', '/v1', '/v1/', '/%ZZ', '/..%2f..%2fetc/passwd', '/healthz?x=%ZZ', '/*', '/v1/device-groups/a/b/c'),
+        fc.constantFrom(
+          '/',
+          '//',
+          '/healthz',
+          '/readyz',
+          '/metrics',
+          '/openapi.json',
+          '/v2/device-groups',
+          '/v1',
+          '/v1/',
+          '/%ZZ',
+          '/..%2f..%2fetc/passwd',
+          '/healthz?x=%ZZ',
+          '/*',
+          '/v1/device-groups/a/b/c',
+        ),
       ),
       body: fc.option(printableAscii(100), { nil: undefined }),
     })

@@ -33,8 +33,12 @@ export async function refusedTokens(svc: TestService): Promise<string[]> {
   return [
     // Re-signed with keys the issuer never published.
     await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: svc.keyId, typ: 'JWT' }).sign(otherEc.privateKey),
-    await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'someone-else', typ: 'JWT' }).sign(otherEc.privateKey),
-    await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: svc.keyId, typ: 'JWT' }).sign(otherRsa.privateKey),
+    await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', kid: 'someone-else', typ: 'JWT' })
+      .sign(otherEc.privateKey),
+    await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: svc.keyId, typ: 'JWT' })
+      .sign(otherRsa.privateKey),
     await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(otherEc.privateKey),
     // Algorithm tricks: none, and HMAC keyed with the public key.
     `${base64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${base64url(JSON.stringify(claims))}.`,

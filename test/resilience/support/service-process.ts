@@ -26,7 +26,10 @@ export interface ServiceProcess {
   readonly exited: Promise<number | null>;
 }
 
-export async function startServiceProcess(options: { databaseUrl: string; env?: Record<string, string> }): Promise<ServiceProcess> {
+export async function startServiceProcess(options: {
+  databaseUrl: string;
+  env?: Record<string, string>;
+}): Promise<ServiceProcess> {
   const stateDir = mkdtempSync(join(tmpdir(), 'provsec-proc-'));
   const kekHex = randomKekHex();
   const keyFile = join(stateDir, 'provisioning-key');
@@ -34,7 +37,10 @@ export async function startServiceProcess(options: { databaseUrl: string; env?: 
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const keyId = `proc-${randomBytes(4).toString('hex')}`;
   const jwksFile = join(stateDir, 'jwks.json');
-  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: keyId, alg: 'ES256', use: 'sig' }] }));
+  writeFileSync(
+    jwksFile,
+    JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: keyId, alg: 'ES256', use: 'sig' }] }),
+  );
   const policyFile = join(stateDir, 'policy.json');
   writeFileSync(policyFile, JSON.stringify(TEST_POLICY));
 
@@ -63,10 +69,14 @@ export async function startServiceProcess(options: { databaseUrl: string; env?: 
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
-  await waitUntil('the service process listens', () => {
-    if (exitedEarly) throw new Error(`the service process exited during start-up:\n${stdout}\n${stderr}`);
-    return /"msg":"provsec listening"/.test(stdout);
-  }, 30_000);
+  await waitUntil(
+    'the service process listens',
+    () => {
+      if (exitedEarly) throw new Error(`the service process exited during start-up:\n${stdout}\n${stderr}`);
+      return /"msg":"provsec listening"/.test(stdout);
+    },
+    30_000,
+  );
   const port = Number(/"port":(\d+)[^\n]*"msg":"provsec listening"/.exec(stdout)?.[1]);
   return {
     url: `http://127.0.0.1:${port}`,

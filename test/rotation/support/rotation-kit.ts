@@ -8,7 +8,14 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { APP_ROOT, SQL_DIR } from '../../../src/app-root';
-import { importKekFromHex, KekUnavailableError, Keyring, openSecret, sealSecret, type KeyEncryptionKey } from '../../../src/crypto';
+import {
+  importKekFromHex,
+  KekUnavailableError,
+  Keyring,
+  openSecret,
+  sealSecret,
+  type KeyEncryptionKey,
+} from '../../../src/crypto';
 import { runMigrations } from '../../../src/db/migrate';
 import { createTestDatabase, poolFor } from '../../support/test-database';
 
@@ -45,7 +52,9 @@ export function secretFor(groupId: string, secretVersion = 1): string {
 /** `count` rows `${prefix}-00000`.. sealed under the keyring's current KEK, inserted in one statement. */
 export async function seedRows(pool: Pool, keyring: Keyring, count: number, prefix = 'g'): Promise<string[]> {
   const ids = Array.from({ length: count }, (_, index) => `${prefix}-${String(index).padStart(5, '0')}`);
-  const envelopes = ids.map((id) => Buffer.from(sealSecret(Buffer.from(secretFor(id)), { groupId: id, secretVersion: 1 }, keyring).envelope));
+  const envelopes = ids.map((id) =>
+    Buffer.from(sealSecret(Buffer.from(secretFor(id)), { groupId: id, secretVersion: 1 }, keyring).envelope),
+  );
   await pool.query(
     `INSERT INTO ota_groups (id, provision_secret_envelope, kek_id, kek_version, secret_version)
      SELECT id, envelope, $3, $4, 1 FROM unnest($1::text[], $2::bytea[]) AS u(id, envelope)`,
@@ -63,21 +72,31 @@ export interface StoredRow {
 }
 
 export async function allRows(pool: Pick<Pool, 'query'>): Promise<StoredRow[]> {
-  return (await pool.query<StoredRow>('SELECT id, secret_version, kek_id, kek_version, provision_secret_envelope FROM ota_groups ORDER BY id')).rows;
+  return (
+    await pool.query<StoredRow>(
+      'SELECT id, secret_version, kek_id, kek_version, provision_secret_envelope FROM ota_groups ORDER BY id',
+    )
+  ).rows;
 }
 
 /** Opens every row with `keyring` and returns the secrets by id (throws on the first that fails). */
 export async function openEveryRow(pool: Pick<Pool, 'query'>, keyring: Keyring): Promise<Map<string, string>> {
   const secrets = new Map<string, string>();
   for (const row of await allRows(pool)) {
-    const plaintext = openSecret(row.provision_secret_envelope, { groupId: row.id, secretVersion: row.secret_version }, keyring);
+    const plaintext = openSecret(
+      row.provision_secret_envelope,
+      { groupId: row.id, secretVersion: row.secret_version },
+      keyring,
+    );
     secrets.set(row.id, Buffer.from(plaintext).toString('utf8'));
   }
   return secrets;
 }
 
 export async function rowsPerKek(pool: Pick<Pool, 'query'>): Promise<Record<string, number>> {
-  const result = await pool.query<{ kek_id: string; n: string }>('SELECT kek_id, count(*) AS n FROM ota_groups GROUP BY kek_id');
+  const result = await pool.query<{ kek_id: string; n: string }>(
+    'SELECT kek_id, count(*) AS n FROM ota_groups GROUP BY kek_id',
+  );
   return Object.fromEntries(result.rows.map((row) => [row.kek_id, Number(row.n)]));
 }
 
@@ -85,7 +104,10 @@ export async function rowsPerKek(pool: Pick<Pool, 'query'>): Promise<Record<stri
  * A pool whose clients pass every statement through `intercept` first: it sees the SQL and may
  * wait (hold the transaction open) or throw (an injected storage failure).
  */
-export function interceptingPool(pool: Pool, intercept: (sql: string) => Promise<void>): Pick<Pool, 'connect' | 'query'> {
+export function interceptingPool(
+  pool: Pool,
+  intercept: (sql: string) => Promise<void>,
+): Pick<Pool, 'connect' | 'query'> {
   const wrap = (client: PoolClient): PoolClient =>
     new Proxy(client, {
       get(target, property, receiver) {
@@ -108,7 +130,11 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -129,9 +155,16 @@ export interface CliRun {
  * Runs the compiled `rewrap` command in a child process (built by `npm test` before jest).
  * `onStdout` sees the output as it comes and may return true to SIGKILL the child.
  */
-export function runRewrapCli(env: Record<string, string>, args: string[] = [], onStdout?: (stdoutSoFar: string) => boolean): Promise<CliRun> {
+export function runRewrapCli(
+  env: Record<string, string>,
+  args: string[] = [],
+  onStdout?: (stdoutSoFar: string) => boolean,
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [REWRAP_CLI, ...args], { env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [REWRAP_CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let killed = false;

@@ -4,6 +4,7 @@
  * or key material: callers pass ids and codes only, and the types leave no field for more.
  */
 import type { Pool } from 'pg';
+import { groupGlobToSqlLike, type GroupScope } from '../auth/group-glob';
 import { toStored, type StoredDeviceGroup } from '../store/device-group-store';
 import { AUDIT_INSERT_COLUMNS as INSERT_COLUMNS } from './audit-sql';
 
@@ -40,6 +41,8 @@ export interface AuditEvent extends AuditEventInput {
 }
 
 export interface AuditQuery {
+  /** Only events of these groups; events with no group only in the all-groups scope. */
+  readonly scope: GroupScope;
   readonly groupId?: string;
   readonly actor?: string;
   readonly since?: Date;
@@ -132,6 +135,8 @@ export function createAuditLog(pool: Pool) {
     },
 
     async query(filter: AuditQuery): Promise<AuditEvent[]> {
+      // The scope is applied in SQL, so a page (and its cursor) only ever holds visible events.
+      const groupLikePatterns = filter.scope.allGroups ? [] : filter.scope.globs.map(groupGlobToSqlLike);
       const result = await pool.query<AuditRow>(
         `SELECT id::text, occurred_at, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address
            FROM audit_events
@@ -139,9 +144,18 @@ export function createAuditLog(pool: Pool) {
             AND ($2::text IS NULL OR actor_subject = $2)
             AND ($3::timestamptz IS NULL OR occurred_at >= $3)
             AND ($4::bigint IS NULL OR id > $4)
+            AND ($6::boolean OR group_id LIKE ANY ($7::text[]))
           ORDER BY id
           LIMIT $5`,
-        [filter.groupId ?? null, filter.actor ?? null, filter.since ?? null, filter.afterId ?? null, filter.limit],
+        [
+          filter.groupId ?? null,
+          filter.actor ?? null,
+          filter.since ?? null,
+          filter.afterId ?? null,
+          filter.limit,
+          filter.scope.allGroups,
+          groupLikePatterns,
+        ],
       );
       return result.rows.map(toEvent);
     },

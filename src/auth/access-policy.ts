@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { PolicyError } from './errors';
-import { compileGroupGlob, type GroupMatcher } from './group-glob';
+import { compileGroupGlob, coversEveryGroup, type GroupMatcher, type GroupScope } from './group-glob';
 import type { Permission } from './permissions';
 import { policyFileSchema, type PolicyRule } from './policy-schema';
 import type { Principal } from './principal';
@@ -18,6 +18,8 @@ interface CompiledRule {
   readonly permissions: ReadonlySet<Permission>;
   /** Undefined: every group. */
   readonly groupMatchers: readonly GroupMatcher[] | undefined;
+  /** The rule's `groups` as written; undefined when it has none or one covers every group. */
+  readonly groupGlobs: readonly string[] | undefined;
 }
 
 export class AccessPolicy {
@@ -75,6 +77,17 @@ export class AccessPolicy {
     return (groupId) => granting.some((rule) => coversGroup(rule, groupId));
   }
 
+  /**
+   * The groups `permission` reaches for this principal, for filtering in SQL: all groups when any
+   * granting rule has no `groups` (or a glob of only `*`), else the union of the rules' globs
+   * (empty: none). Things tied to no group belong to the all-groups scope only.
+   */
+  groupScope(principal: Principal, permission: Permission): GroupScope {
+    const granting = this.rulesGranting(principal, permission);
+    if (granting.some((rule) => rule.groupGlobs === undefined)) return { allGroups: true };
+    return { allGroups: false, globs: [...new Set(granting.flatMap((rule) => rule.groupGlobs ?? []))] };
+  }
+
   private rulesGranting(principal: Principal, permission: Permission): CompiledRule[] {
     return this.rules.filter(
       (rule) =>
@@ -102,6 +115,7 @@ function compileRule(rule: PolicyRule): CompiledRule {
     issuer: rule.issuer,
     permissions: new Set(rule.permissions),
     groupMatchers: rule.groups?.map(compileGroupGlob),
+    groupGlobs: rule.groups === undefined || rule.groups.some(coversEveryGroup) ? undefined : rule.groups,
   };
 }
 

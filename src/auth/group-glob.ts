@@ -13,6 +13,28 @@ const GROUP_GLOB_PATTERN = /^[A-Za-z0-9._:*?-]{1,128}$/;
 
 export type GroupMatcher = (groupId: string) => boolean;
 
+/**
+ * The groups a caller may see for one permission: every group (and events tied to none), or only
+ * ids matching one of these globs.
+ */
+export type GroupScope =
+  { readonly allGroups: true } | { readonly allGroups: false; readonly globs: readonly string[] };
+
+/** A glob of only wildcards matches every valid id: a rule holding one covers all groups. */
+export function coversEveryGroup(glob: string): boolean {
+  return /^\*+$/.test(glob);
+}
+
+/**
+ * The same glob as a Postgres LIKE pattern (default escape: backslash), so SQL filters exactly what
+ * compileGroupGlob matches: `*` -> `%`, `?` -> `_`, a literal `_` escaped. The glob alphabet has no
+ * `%` and no backslash, so nothing else needs escaping.
+ */
+export function groupGlobToSqlLike(glob: string): string {
+  needs(isGroupGlob(glob), () => new PolicyError(`group pattern "${glob}" is not a group glob`));
+  return glob.replace(/[*?_]/g, (char) => (char === '*' ? '%' : char === '?' ? '_' : '\\_'));
+}
+
 export function isGroupGlob(candidate: string): boolean {
   return GROUP_GLOB_PATTERN.test(candidate);
 }

@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { AuditEvent, AuditLog } from '../audit/audit-log';
-import { authorize, type AuthDeps } from './auth-middleware';
-import { auditEventsQuery } from './schemas';
+import { authorize, principalOf, type AuthDeps } from './auth-middleware';
+import { auditEventsQuery, groupIdSchema } from './schemas';
 import { parseOr400 } from './validation';
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -10,16 +10,22 @@ function toAuditEventJson(event: AuditEvent) {
   return { ...event, occurredAt: event.occurredAt.toISOString() };
 }
 
-/** GET /v1/audit-events: oldest first, paged by event id (authentication is mounted on /v1). */
+/**
+ * GET /v1/audit-events: oldest first, paged by event id (authentication is mounted on /v1).
+ * `audit:read` is group-scoped like every permission: a `groupId` outside the caller's groups is a
+ * 403, and without one the caller sees only its groups' events.
+ */
 export function auditRoutes(deps: { auth: AuthDeps; audit: Pick<AuditLog, 'query'> }): Router {
   const router = Router();
+  const queriedGroup = (req: Request) => groupIdSchema.safeParse((req.query as { groupId?: unknown }).groupId).data;
   router.get(
     '/v1/audit-events',
-    authorize(deps.auth, 'audit:read', 'audit.read'),
+    authorize(deps.auth, 'audit:read', 'audit.read', queriedGroup),
     async (req: Request, res: Response) => {
       const query = parseOr400(auditEventsQuery, req.query, 'query');
       const limit = query.limit ?? DEFAULT_PAGE_SIZE;
       const events = await deps.audit.query({
+        scope: deps.auth.policy.groupScope(principalOf(res), 'audit:read'),
         groupId: query.groupId,
         actor: query.actor,
         since: query.since === undefined ? undefined : new Date(query.since),

@@ -276,9 +276,10 @@ export const openApiDocument: OpenApiObject = {
         tags: ['audit'],
         operationId: 'listAuditEvents',
         summary: 'Audit records, oldest first',
-        description: 'Requires `audit:read`. Pass `nextCursor` as `after` for the next page.',
+        description:
+          'Requires `audit:read`. A rule limited to `groups` sees only those groups’ events; events tied to no group (such as refused tokens) need `audit:read` on all groups. Pass `nextCursor` as `after` for the next page.',
         parameters: queryParameters(auditEventsQuery, {
-          groupId: 'Only events about this group.',
+          groupId: 'Only events about this group (403 when outside the caller’s groups).',
           actor: 'Only events whose actor subject (`sub`) is exactly this.',
           since: 'Only events at or after this time (RFC 3339 with offset).',
           limit: 'Page size (default 100).',

@@ -100,6 +100,24 @@ describe('groups', () => {
     expect(['fleet-1'].filter(policy.groupFilter(worker, 'keys:admin'))).toEqual([]);
   });
 
+  test('groupScope: the union of the granting rules’ globs, or all groups when one rule has no groups or only "*"', () => {
+    expect(policy.groupScope(worker, 'provision-secret:read')).toEqual({
+      allGroups: false,
+      globs: ['fleet-*', 'lab-?'],
+    });
+    expect(policy.groupScope(worker, 'device-groups:read')).toEqual({ allGroups: true });
+    expect(policy.groupScope(worker, 'keys:admin')).toEqual({ allGroups: false, globs: [] });
+    const scoped = AccessPolicy.fromJson({
+      rules: [
+        { subject: 'a', permissions: ['audit:read'], groups: ['fleet-a*'] },
+        { subject: 'a', permissions: ['audit:read'], groups: ['fleet-b*', 'fleet-a*'] },
+        { subject: 'b', permissions: ['audit:read'], groups: ['fleet-a*', '**'] },
+      ],
+    });
+    expect(scoped.groupScope(who('a'), 'audit:read')).toEqual({ allGroups: false, globs: ['fleet-a*', 'fleet-b*'] });
+    expect(scoped.groupScope(who('b'), 'audit:read')).toEqual({ allGroups: true });
+  });
+
   test('permissions from several matching rules add up', () => {
     expect(policy.can(worker, 'device-groups:read', 'factory-1')).toBe(true);
     expect(policy.can(worker, 'provision-secret:read', 'fleet-1')).toBe(true);

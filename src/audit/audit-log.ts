@@ -5,7 +5,8 @@
  */
 import type { Pool } from 'pg';
 import { groupGlobToSqlLike, type GroupScope } from '../auth/group-glob';
-import { toStored, type StoredDeviceGroup } from '../store/device-group-store';
+import { STORED_COLUMNS, toStored, type StoredDeviceGroup } from '../store/device-group-store';
+import { STALE_ENVELOPE_REASON } from '../store/secret-history-sql';
 import { AUDIT_INSERT_COLUMNS as INSERT_COLUMNS } from './audit-sql';
 
 export type AuditAction =
@@ -112,6 +113,9 @@ export function createAuditLog(pool: Pool) {
      * Fetches a group's stored envelope AND commits its `provision-secret.read` audit record in one
      * statement (one round trip): the record exists before any plaintext can. If opening the
      * envelope then fails, the caller appends an `error` record for the same request id.
+     * The same statement checks the envelope against provsec's secret history: a stale one
+     * (rolled back, or another incarnation's) is recorded as an `error` with reason
+     * stale_envelope instead, and comes back with envelopeIsCurrent false, not to be opened.
      * Returns undefined, with nothing recorded, when the group has no stored secret.
      */
     async fetchForSecretRead(
@@ -120,11 +124,13 @@ export function createAuditLog(pool: Pool) {
     ): Promise<StoredDeviceGroup | undefined> {
       const result = await pool.query<Parameters<typeof toStored>[0]>(
         `WITH grp AS (
-           SELECT id, name, secret_version, kek_id, kek_version, provision_secret_envelope, created_at, updated_at
-             FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL
+           SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL
          ), audit AS (
            INSERT INTO audit_events (${INSERT_COLUMNS})
-           SELECT $2, $3, $4, 'provision-secret.read', grp.id, grp.secret_version, grp.kek_id, 'ok', NULL, $5 FROM grp
+           SELECT $2, $3, $4, 'provision-secret.read', grp.id, grp.secret_version, grp.kek_id,
+                  CASE WHEN grp.envelope_is_current THEN 'ok' ELSE 'error' END,
+                  CASE WHEN grp.envelope_is_current THEN NULL ELSE '${STALE_ENVELOPE_REASON}' END, $5
+             FROM grp
            RETURNING id
          )
          SELECT grp.* FROM grp, audit`,

@@ -10,6 +10,7 @@ import { CryptoError, openSecret, sealSecret, type Keyring } from '../crypto';
 import type { KeySource } from '../keys/key-source';
 import type { AuditEventInput, AuditLog } from '../audit/audit-log';
 import type { DeviceGroupMetadata, DeviceGroupStore, StoredDeviceGroup } from '../store/device-group-store';
+import { STALE_ENVELOPE_REASON } from '../store/secret-history-sql';
 import {
   DeviceGroupConflictError,
   DeviceGroupNotFoundError,
@@ -58,6 +59,8 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
 
   /** Opens a stored envelope; every failure becomes StoredSecretUnreadableError (fail closed). */
   async function openStored(row: StoredDeviceGroup): Promise<Uint8Array> {
+    // A genuine but superseded envelope (rolled back, or a deleted incarnation's) would open: never try it.
+    if (!row.envelopeIsCurrent) throw staleEnvelopeError(row.id);
     try {
       const keyring = await keys.keyringFor(row.kekId, row.kekVersion);
       return openSecret(row.envelope, { groupId: row.id, secretVersion: row.secretVersion }, keyring);
@@ -173,6 +176,8 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
         );
         throw new DeviceGroupNotFoundError(id);
       }
+      // The read's own statement already recorded this refusal (reason stale_envelope).
+      if (!row.envelopeIsCurrent) throw staleEnvelopeError(row.id);
       let plaintext: Uint8Array;
       try {
         plaintext = await openStored(row);
@@ -248,6 +253,14 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
       }
     },
   };
+}
+
+function staleEnvelopeError(groupId: string): StoredSecretUnreadableError {
+  return new StoredSecretUnreadableError(
+    groupId,
+    STALE_ENVELOPE_REASON,
+    'the envelope is stale: it is not the one provsec last stored for this group (rolled back, or replaced outside provsec)',
+  );
 }
 
 export type DeviceGroupService = ReturnType<typeof createDeviceGroupService>;

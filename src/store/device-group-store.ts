@@ -3,10 +3,18 @@
  * plaintext secret: it stores and returns sealed envelopes with their KEK id and versions.
  * Rows without an envelope (groups that existed before provsec) are invisible to the API until a
  * secret is stored for them. Every change is written in one statement together with its audit
- * record (a data-modifying CTE): if the audit insert fails, the change does not happen.
+ * record (a data-modifying CTE): if the audit insert fails, the change does not happen. Creation,
+ * rotation and deletion also append to provsec's own secret history in that statement
+ * (secret-history-sql.ts), which is what lets a read tell a rolled-back envelope from the current one.
  */
 import type { Pool } from 'pg';
 import { auditCte, auditStampParameters, type AuditStamp } from '../audit/audit-sql';
+import {
+  envelopeIsCurrentSql,
+  FINGERPRINT_COLUMN,
+  recordDeletionCte,
+  recordStoredEnvelopeCte,
+} from './secret-history-sql';
 
 export interface DeviceGroupMetadata {
   readonly id: string;
@@ -20,6 +28,8 @@ export interface DeviceGroupMetadata {
 export interface StoredDeviceGroup extends DeviceGroupMetadata {
   readonly envelope: Buffer;
   readonly kekVersion: number | null;
+  /** false: the envelope is not the one provsec last stored for this group (rolled back or replaced). */
+  readonly envelopeIsCurrent: boolean;
 }
 
 export interface SealedRow {
@@ -35,12 +45,15 @@ interface DeviceGroupRow {
   kek_id: string;
   kek_version: number | null;
   provision_secret_envelope: Buffer;
+  envelope_is_current: boolean;
   created_at: Date;
   updated_at: Date;
 }
 
 const METADATA_COLUMNS = 'id, name, secret_version, kek_id, created_at, updated_at';
-const ALL_COLUMNS = `${METADATA_COLUMNS}, kek_version, provision_secret_envelope`;
+/** Every column a secret read needs, from ota_groups row `g`, with the rollback check's verdict. */
+export const STORED_COLUMNS = `g.id, g.name, g.secret_version, g.kek_id, g.created_at, g.updated_at, g.kek_version,
+  g.provision_secret_envelope, ${envelopeIsCurrentSql('g')} AS envelope_is_current`;
 
 export function toMetadata(
   row: Pick<DeviceGroupRow, 'id' | 'name' | 'secret_version' | 'kek_id' | 'created_at' | 'updated_at'>,
@@ -56,7 +69,12 @@ export function toMetadata(
 }
 
 export function toStored(row: DeviceGroupRow): StoredDeviceGroup {
-  return { ...toMetadata(row), envelope: row.provision_secret_envelope, kekVersion: row.kek_version };
+  return {
+    ...toMetadata(row),
+    envelope: row.provision_secret_envelope,
+    kekVersion: row.kek_version,
+    envelopeIsCurrent: row.envelope_is_current,
+  };
 }
 
 export function createDeviceGroupStore(pool: Pool) {
@@ -80,8 +98,8 @@ export function createDeviceGroupStore(pool: Pool) {
                  kek_id = EXCLUDED.kek_id, kek_version = EXCLUDED.kek_version,
                  secret_version = 1, updated_at = now()
              WHERE ota_groups.provision_secret_envelope IS NULL
-           RETURNING ${METADATA_COLUMNS}
-         ), ${auditCte('written', 'device-group.create', null, 6)}
+           RETURNING ${METADATA_COLUMNS}, ${FINGERPRINT_COLUMN}
+         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'device-group.create', null, 6)}
          SELECT * FROM written`,
         [
           group.id,
@@ -98,7 +116,7 @@ export function createDeviceGroupStore(pool: Pool) {
 
     async find(id: string): Promise<StoredDeviceGroup | undefined> {
       const result = await pool.query<DeviceGroupRow>(
-        `SELECT ${ALL_COLUMNS} FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL`,
+        `SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL`,
         [id],
       );
       const row = result.rows[0];
@@ -132,8 +150,8 @@ export function createDeviceGroupStore(pool: Pool) {
               SET provision_secret_envelope = $3, kek_id = $4, kek_version = $5,
                   secret_version = secret_version + 1, updated_at = now()
             WHERE id = $1 AND secret_version = $2 AND provision_secret_envelope IS NOT NULL
-            RETURNING ${METADATA_COLUMNS}
-         ), ${auditCte('written', 'provision-secret.rotate', null, 6)}
+            RETURNING ${METADATA_COLUMNS}, ${FINGERPRINT_COLUMN}
+         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'provision-secret.rotate', null, 6)}
          SELECT * FROM written`,
         [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion, ...auditStampParameters(stamp)],
       );
@@ -149,7 +167,7 @@ export function createDeviceGroupStore(pool: Pool) {
       const result = await pool.query<DeviceGroupRow>(
         `WITH written AS (
            DELETE FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL RETURNING ${METADATA_COLUMNS}
-         ), ${auditCte('written', 'device-group.delete', null, 2)}
+         ), ${recordDeletionCte('written')}, ${auditCte('written', 'device-group.delete', null, 2)}
          SELECT * FROM written`,
         [id, ...auditStampParameters(stamp)],
       );

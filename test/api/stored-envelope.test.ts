@@ -1,6 +1,8 @@
 /**
  * A stored envelope that does not belong where it is fails closed: copied from another row, bound
- * to another secret version, under a KEK that does not exist, or with a flipped bit. Each read is
+ * to another secret version, under a KEK that does not exist, or with a flipped bit. A changed data
+ * layer (another row's envelope, an old one, a damaged tag) is caught by provsec's secret history
+ * (stale_envelope) before any key is used; the AAD and tags catch the rest. Each read is
  * a 500 problem+json without plaintext, an audit record with outcome `error`, and a log line that
  * names the group and the reason. The other rows stay readable.
  */
@@ -34,13 +36,13 @@ async function expectFailsClosed(id: string, expectedReason: string, otherSecret
   expect(res.headers['cache-control']).toBe('no-store');
   const requestId = res.headers['x-request-id'] as string;
 
-  // The read is recorded before decryption is tried (ok = "envelope fetched"), then the failure.
+  // The read is recorded before decryption is tried (ok = "envelope fetched"), then the failure; an
+  // envelope that is not the one provsec last stored is refused by the fetch itself, never opened.
   const audit = await auditRowsFor(svc.pool, { request_id: requestId });
-  expect(audit.map((row) => [row.action, row.outcome, row.group_id])).toEqual([
-    ['provision-secret.read', 'ok', id],
-    ['provision-secret.read', 'error', id],
+  expect(audit.map((row) => [row.action, row.outcome, row.group_id, row.reason])).toEqual([
+    ...(expectedReason === 'stale_envelope' ? [] : [['provision-secret.read', 'ok', id, null]]),
+    ['provision-secret.read', 'error', id, expectedReason],
   ]);
-  expect(audit[1]?.reason).toBe(expectedReason);
 
   const logLine = svc
     .logs()
@@ -60,7 +62,7 @@ async function expectReadable(id: string): Promise<void> {
   expect(res.body.provisionSecret).toBe(secretOf(id));
 }
 
-test('an envelope copied from another row (with its KEK id and version) is refused: the AAD binds the group id', async () => {
+test('an envelope copied from another row (with its KEK id and version) is refused as not the one stored for this group', async () => {
   await createGroups('swap.victim', 'swap.source');
   await svc.pool.query(
     `UPDATE ota_groups AS target
@@ -68,7 +70,7 @@ test('an envelope copied from another row (with its KEK id and version) is refus
        FROM ota_groups AS source
       WHERE target.id = 'swap.victim' AND source.id = 'swap.source'`,
   );
-  await expectFailsClosed('swap.victim', 'decryption_failed', [secretOf('swap.source')]);
+  await expectFailsClosed('swap.victim', 'stale_envelope', [secretOf('swap.source')]);
   await expectReadable('swap.source');
 });
 
@@ -80,8 +82,8 @@ test('two rows with their envelopes exchanged both fail closed', async () => {
        FROM ota_groups AS source
       WHERE (target.id, source.id) IN (('exchange.a', 'exchange.b'), ('exchange.b', 'exchange.a'))`,
   );
-  await expectFailsClosed('exchange.a', 'decryption_failed', [secretOf('exchange.b')]);
-  await expectFailsClosed('exchange.b', 'decryption_failed', [secretOf('exchange.a')]);
+  await expectFailsClosed('exchange.a', 'stale_envelope', [secretOf('exchange.b')]);
+  await expectFailsClosed('exchange.b', 'stale_envelope', [secretOf('exchange.a')]);
 });
 
 test('an envelope presented for another secret version is refused: the AAD binds the version', async () => {
@@ -97,7 +99,7 @@ test('an old envelope put back after a rotation (a rollback) is refused', async 
   await svc.pool.query(`UPDATE ota_groups SET provision_secret_envelope = $1 WHERE id = 'version.rollback'`, [
     old.rows[0].provision_secret_envelope,
   ]);
-  await expectFailsClosed('version.rollback', 'decryption_failed', ['ps-envelope-rotated']);
+  await expectFailsClosed('version.rollback', 'stale_envelope', ['ps-envelope-rotated']);
 });
 
 test('a kek_id the key source does not hold is refused without guessing another key', async () => {
@@ -123,16 +125,17 @@ test('a flipped bit anywhere in the wrapped data key or ciphertext is refused', 
   await svc.pool.query(
     `UPDATE ota_groups SET provision_secret_envelope = set_byte(provision_secret_envelope, length(provision_secret_envelope) / 2, get_byte(provision_secret_envelope, length(provision_secret_envelope) / 2) # 128) WHERE id = 'tamper.middle'`,
   );
-  await expectFailsClosed('tamper.tail', 'decryption_failed');
+  // The tag is in the data layer the secret history fingerprints: refused before any key is used.
+  await expectFailsClosed('tamper.tail', 'stale_envelope');
   await expectFailsClosed('tamper.middle', 'decryption_failed');
 });
 
-test('a truncated envelope is refused as malformed', async () => {
+test('a truncated envelope is refused before any key is used', async () => {
   await createGroups('tamper.truncated');
   await svc.pool.query(
     `UPDATE ota_groups SET provision_secret_envelope = substring(provision_secret_envelope from 1 for 20) WHERE id = 'tamper.truncated'`,
   );
-  await expectFailsClosed('tamper.truncated', 'malformed_envelope');
+  await expectFailsClosed('tamper.truncated', 'stale_envelope');
 });
 
 test('a create retry against a tampered row does not answer 200 or 409 on data it cannot open', async () => {

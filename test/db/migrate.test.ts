@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
@@ -129,6 +132,64 @@ describe('migrations', () => {
       "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = 'provsec_app' AND table_name = 'audit_events' ORDER BY 1",
     );
     expect(privileges.rows.map((row) => row.privilege_type)).toEqual(['INSERT', 'SELECT']);
+  });
+});
+
+describe('the secret history (006): what the rollback check reads', () => {
+  const pools: Pool[] = [];
+  afterAll(async () => Promise.all(pools.map((pool) => pool.end())));
+  async function freshPool(): Promise<Pool> {
+    const pool = poolFor(await createTestDatabase('migrate'));
+    pools.push(pool);
+    return pool;
+  }
+
+  test('is append-only, even for the table owner', async () => {
+    const pool = await freshPool();
+    await runMigrations(pool, SQL_DIR);
+    await pool.query(
+      "INSERT INTO provision_secret_history (group_id, secret_version, data_layer_sha256) VALUES ('g', 1, sha256('x'))",
+    );
+    await expect(pool.query('UPDATE provision_secret_history SET secret_version = 2')).rejects.toThrow(/append-only/);
+    await expect(pool.query('DELETE FROM provision_secret_history')).rejects.toThrow(/append-only/);
+    await expect(pool.query('TRUNCATE provision_secret_history')).rejects.toThrow(/append-only/);
+  });
+
+  test('the service role may insert and read it but not update or delete it', async () => {
+    const pool = await freshPool();
+    await runMigrations(pool, SQL_DIR);
+    const privileges = await pool.query<{ privilege_type: string }>(
+      "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = 'provsec_app' AND table_name = 'provision_secret_history' ORDER BY 1",
+    );
+    expect(privileges.rows.map((row) => row.privilege_type)).toEqual(['INSERT', 'SELECT']);
+  });
+
+  test('groups stored before the migration get their current envelope as the first record; rows without a secret get none', async () => {
+    const pool = await freshPool();
+    const before = mkdtempSync(join(tmpdir(), 'provsec-sql-'));
+    for (const file of (await readMigrationFiles(SQL_DIR)).filter((file) => file.name < '006'))
+      writeFileSync(join(before, file.name), file.sql);
+    await runMigrations(pool, before);
+    const envelope = Buffer.concat([Buffer.alloc(77, 1), Buffer.from('data layer of a stored envelope')]);
+    await pool.query(
+      `INSERT INTO ota_groups (id, provision_secret_envelope, kek_id, kek_version, secret_version)
+       VALUES ('old.1', $1, 'kek_00000000000000000000000000000001', 1, 3)`,
+      [envelope],
+    );
+    await pool.query("INSERT INTO ota_groups (id, name) VALUES ('legacy.no-secret', 'x')");
+
+    await runMigrations(pool, SQL_DIR);
+    const history = await pool.query<{ group_id: string; secret_version: number; fingerprint: string }>(
+      "SELECT group_id, secret_version, encode(data_layer_sha256, 'hex') AS fingerprint FROM provision_secret_history",
+    );
+    // The fingerprint is SHA-256 of bytes 77.. (docs/envelope-format.md), computed here independently.
+    expect(history.rows).toEqual([
+      {
+        group_id: 'old.1',
+        secret_version: 3,
+        fingerprint: createHash('sha256').update(envelope.subarray(77)).digest('hex'),
+      },
+    ]);
   });
 });
 

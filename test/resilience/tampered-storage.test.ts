@@ -15,7 +15,7 @@ import { type ApiClient, apiClient, newSecret, problemDefect, statusOf } from '.
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
 const UNREADABLE_TYPE = 'https://provsec.dev/problems/stored-secret-unreadable';
 
-type ErrorCode = 'malformed_envelope' | 'kek_unavailable' | 'decryption_failed';
+type ErrorCode = 'malformed_envelope' | 'kek_unavailable' | 'decryption_failed' | 'stale_envelope';
 
 interface StoredRow {
   envelope: Buffer;
@@ -69,11 +69,24 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
       secretVersion: row.secret_version,
     };
   };
-  const writeRow = (id: string, row: StoredRow) =>
-    svc.pool.query(
+  /**
+   * Writes the row as a writer of provsec's own tables too would (a database superuser): the secret
+   * history is made to name the tampered envelope, so the read gets past the rollback check and
+   * these cases prove what the envelope's own checks catch. A writer of ota_groups alone is
+   * stopped earlier, as stale_envelope (the last cases).
+   */
+  const writeRow = async (id: string, row: StoredRow, options: { forgeHistory: boolean } = { forgeHistory: true }) => {
+    await svc.pool.query(
       'UPDATE ota_groups SET provision_secret_envelope = $2, kek_id = $3, kek_version = $4, secret_version = $5 WHERE id = $1',
       [id, row.envelope, row.kekId, row.kekVersion, row.secretVersion],
     );
+    if (options.forgeHistory)
+      await svc.pool.query(
+        `INSERT INTO provision_secret_history (group_id, secret_version, data_layer_sha256)
+         VALUES ($1, $2, provsec_envelope_data_layer_sha256($3))`,
+        [id, row.secretVersion, row.envelope],
+      );
+  };
 
   beforeAll(async () => {
     svc = await startTestService({
@@ -118,10 +131,15 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
    * Stores `tampered` in row `id`, reads the secret as the worker, restores the row. Returns what
    * was wrong with the answer or the audit trail (empty when the service failed closed correctly).
    */
-  async function readTampered(id: string, tampered: StoredRow, code: ErrorCode): Promise<string[]> {
+  async function readTampered(
+    id: string,
+    tampered: StoredRow,
+    code: ErrorCode,
+    options = { forgeHistory: true },
+  ): Promise<string[]> {
     const original = await readRow(id);
     const requestId = `tamper-${++caseNumber}`;
-    await writeRow(id, tampered);
+    await writeRow(id, tampered, options);
     let outcome;
     try {
       outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, {
@@ -285,6 +303,35 @@ describe('tampered storage: damaged, swapped, cut and orphaned envelopes', () =>
       [requestId],
     );
     expect(audit.rows).toContainEqual({ action: 'device-group.create', outcome: 'error', reason: 'decryption_failed' });
+  });
+
+  test('without a forged secret history, a changed data layer is refused as stale before any key is used', async () => {
+    const row = await readRow('tamper-a');
+    const other = await readRow('tamper-b');
+    const ownersOnly = { forgeHistory: false };
+    const defects = [
+      ...(await readTampered(
+        'tamper-a',
+        { ...row, envelope: flipBit(row.envelope, 80) },
+        'stale_envelope',
+        ownersOnly,
+      )),
+      ...(await readTampered(
+        'tamper-a',
+        { ...row, envelope: flipBit(row.envelope, row.envelope.length - 1) },
+        'stale_envelope',
+        ownersOnly,
+      )),
+      ...(await readTampered(
+        'tamper-a',
+        { ...row, envelope: row.envelope.subarray(0, 91) },
+        'stale_envelope',
+        ownersOnly,
+      )),
+      ...(await readTampered('tamper-a', { ...other, envelope: other.envelope }, 'stale_envelope', ownersOnly)),
+      ...(await readTampered('tamper-rotated', { ...rotatedAwayV1 }, 'stale_envelope', ownersOnly)),
+    ];
+    expect(defects).toEqual([]);
   });
 
   test('after every case the restored rows open again', async () => {

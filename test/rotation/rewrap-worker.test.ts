@@ -7,6 +7,7 @@ import request from 'supertest';
 import { Keyring, sealSecret } from '../../src/crypto';
 import { startTestService, type TestService } from '../support/test-service';
 import { newKek, rowsPerKek, secretFor, waitFor } from './support/rotation-kit';
+import { createDeviceGroupStore } from '../../src/store/device-group-store';
 
 describe('the background rewrap worker', () => {
   let svc: TestService;
@@ -54,9 +55,10 @@ describe('the background rewrap worker', () => {
       { groupId: 'bg-late', secretVersion: 1 },
       Keyring.single(kek1.kek),
     );
-    await svc.pool.query(
-      'INSERT INTO ota_groups (id, provision_secret_envelope, kek_id, kek_version, secret_version) VALUES ($1, $2, $3, 1, 1)',
-      ['bg-late', lagging.envelope, kek1.kek.kekId],
+    // Through the store a replica writes with (its secret-history record included).
+    await createDeviceGroupStore(svc.pool).insert(
+      { id: 'bg-late', name: null, sealed: { envelope: lagging.envelope, kekId: kek1.kek.kekId, kekVersion: 1 } },
+      { requestId: 'lagging-replica', actorIssuer: null, actorSubject: null, clientAddress: null },
     );
     await waitFor(
       async () => (await rowsPerKek(svc.pool))[kek1.kek.kekId] === undefined,

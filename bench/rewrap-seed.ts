@@ -85,7 +85,7 @@ async function insertChunk(
     `INSERT INTO ota_groups (id, provision_secret_envelope, kek_id, kek_version, secret_version)
      SELECT u.id, substring($2::bytea FROM u.starts_at FOR u.length), $3, $4, 1
        FROM unnest($1::text[], $5::int4[], $6::int4[]) AS u(id, starts_at, length)`,
-    [ids, packed, kek.kekId, kek.versionLabel, startsAt, lengths],
+    [ids, packed, kek.kekId, kek.kekVersion, startsAt, lengths],
   );
 }
 

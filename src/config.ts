@@ -5,6 +5,9 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { APP_ROOT } from './app-root';
+import type { DevKeySourceOptions } from './keys/dev-key-source';
+import type { FileKeySourceOptions } from './keys/file-key-source';
+import { KEY_SOURCE_KINDS } from './keys/key-source';
 
 export class ConfigError extends Error {
   constructor(
@@ -18,23 +21,40 @@ export class ConfigError extends Error {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-export type KeySourceConfig =
-  | { kind: 'dev'; stateDir: string }
-  | { kind: 'file'; keyFile: string }
-  | {
-      kind: 'vault';
-      address: string;
-      auth: 'agent' | 'kubernetes';
-      kvMount: string;
-      kvPath: string;
-      kvField: string;
-      kubernetesRole: string | undefined;
-      kubernetesMount: string;
-      kubernetesTokenFile: string;
-      namespace: string | undefined;
-      pollIntervalMs: number;
-      timeoutMs: number;
-    };
+/** KEY_SOURCE=dev: the options the dev key source takes (PROVSEC_STATE_DIR). */
+export interface DevKeySourceConfig extends DevKeySourceOptions {
+  readonly kind: 'dev';
+}
+
+/** KEY_SOURCE=file: KEY_FILE (default /vault/secrets/provisioning-key); the watch timings keep their defaults. */
+export interface FileKeySourceConfig extends FileKeySourceOptions {
+  readonly kind: 'file';
+}
+
+/** KEY_SOURCE=vault, flat as the environment names it; create-key-source.ts shapes it for VaultKeySource. */
+export type VaultKeySourceConfig = {
+  readonly kind: 'vault';
+  /** VAULT_ADDR: Vault itself, or the Vault Agent's API proxy when auth is 'agent'. */
+  readonly address: string;
+  /** VAULT_KV_MOUNT (kv-dev), VAULT_KV_PATH (provisioning_secret_enc_key), VAULT_KV_FIELD (key). */
+  readonly kvMount: string;
+  readonly kvPath: string;
+  readonly kvField: string;
+  /** VAULT_K8S_MOUNT (kubernetes), VAULT_K8S_TOKEN_FILE. */
+  readonly kubernetesMount: string;
+  readonly kubernetesTokenFile: string;
+  /** VAULT_NAMESPACE (sent as X-Vault-Namespace). */
+  readonly namespace: string | undefined;
+  /** VAULT_POLL_INTERVAL_MS (30000), VAULT_TIMEOUT_MS (2000, bounds every Vault call). */
+  readonly pollIntervalMs: number;
+  readonly timeoutMs: number;
+} & (
+  | { readonly auth: 'agent'; readonly kubernetesRole: string | undefined }
+  /** VAULT_AUTH=kubernetes needs VAULT_K8S_ROLE, so the type has it. */
+  | { readonly auth: 'kubernetes'; readonly kubernetesRole: string }
+);
+
+export type KeySourceConfig = DevKeySourceConfig | FileKeySourceConfig | VaultKeySourceConfig;
 
 export type AuthConfig =
   | {
@@ -162,7 +182,7 @@ export function loadConfig(env: Env): Config {
 }
 
 function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): KeySourceConfig {
-  const kindSchema = z.enum(['file', 'vault', 'dev'], { message: 'must be file, vault or dev' });
+  const kindSchema = z.enum(KEY_SOURCE_KINDS, { message: `must be ${oneOf(KEY_SOURCE_KINDS)}` });
   // Production must say where its key comes from; a silently generated key would be lost data.
   const kind = production
     ? required(env, 'KEY_SOURCE', kindSchema, 'when NODE_ENV=production (file or vault)')
@@ -178,17 +198,20 @@ function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): K
     z.enum(['agent', 'kubernetes'], { message: 'must be agent or kubernetes' }),
     'agent',
   );
-  return {
+  const common = {
     kind,
     address: required(env, 'VAULT_ADDR', httpUrl, 'when KEY_SOURCE=vault'),
-    auth,
     kvMount: read(env, 'VAULT_KV_MOUNT', nonEmpty, 'kv-dev'),
     kvPath: read(env, 'VAULT_KV_PATH', nonEmpty, 'provisioning_secret_enc_key'),
     kvField: read(env, 'VAULT_KV_FIELD', nonEmpty, 'key'),
-    kubernetesRole:
-      auth === 'kubernetes'
-        ? required(env, 'VAULT_K8S_ROLE', nonEmpty, 'when VAULT_AUTH=kubernetes')
-        : optional(env, 'VAULT_K8S_ROLE', nonEmpty),
+  };
+  const role =
+    auth === 'kubernetes'
+      ? ({ auth, kubernetesRole: required(env, 'VAULT_K8S_ROLE', nonEmpty, 'when VAULT_AUTH=kubernetes') } as const)
+      : ({ auth, kubernetesRole: optional(env, 'VAULT_K8S_ROLE', nonEmpty) } as const);
+  return {
+    ...common,
+    ...role,
     kubernetesMount: read(env, 'VAULT_K8S_MOUNT', nonEmpty, 'kubernetes'),
     kubernetesTokenFile: read(
       env,
@@ -200,6 +223,11 @@ function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): K
     pollIntervalMs: read(env, 'VAULT_POLL_INTERVAL_MS', integer(1000, 3_600_000), '30000'),
     timeoutMs: read(env, 'VAULT_TIMEOUT_MS', integer(100, 60_000), '2000'),
   };
+}
+
+/** "a, b or c": the allowed values in a message, from the same list the schema checks. */
+function oneOf(values: readonly string[]): string {
+  return values.length < 2 ? values.join('') : `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}`;
 }
 
 function loadAuthConfig(env: Env, production: boolean): AuthConfig {

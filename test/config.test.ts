@@ -76,6 +76,25 @@ describe('loadConfig', () => {
       { KEY_SOURCE: 'vault', VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TIMEOUT_MS: 'soon' },
       /whole number/,
     ],
+    ['KEY_FILE blank', 'KEY_FILE', { KEY_SOURCE: 'file', KEY_FILE: '  ' }, /not be empty/],
+    [
+      'VAULT_KV_FIELD blank',
+      'VAULT_KV_FIELD',
+      { KEY_SOURCE: 'vault', VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_KV_FIELD: ' ' },
+      /not be empty/,
+    ],
+    [
+      'VAULT_TIMEOUT_MS zero (unbounded calls)',
+      'VAULT_TIMEOUT_MS',
+      { KEY_SOURCE: 'vault', VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TIMEOUT_MS: '0' },
+      /at least 100/,
+    ],
+    [
+      'VAULT_POLL_INTERVAL_MS zero',
+      'VAULT_POLL_INTERVAL_MS',
+      { KEY_SOURCE: 'vault', VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_POLL_INTERVAL_MS: '0' },
+      /at least 1000/,
+    ],
     ['AUTH_JWKS_URL not http', 'AUTH_JWKS_URL', { AUTH_JWKS_URL: 'file:///etc/jwks' }, /URL/],
     [
       'AUTH_JWKS_URL and FILE together',

@@ -7,7 +7,7 @@ import type { Pool } from 'pg';
 import { groupGlobToSqlLike, type GroupScope } from '../auth/group-glob';
 import { STORED_COLUMNS, toStored, type StoredDeviceGroup } from '../store/device-group-store';
 import { STALE_ENVELOPE_REASON } from '../store/secret-history-sql';
-import { AUDIT_INSERT_COLUMNS as INSERT_COLUMNS } from './audit-sql';
+import { AUDIT_INSERT_COLUMNS as INSERT_COLUMNS, type Actor } from './audit-sql';
 
 export type AuditAction =
   | 'device-group.create'
@@ -20,12 +20,10 @@ export type AuditAction =
   | 'keys.read'
   | 'auth';
 
-export type AuditOutcome = 'ok' | 'denied' | 'error';
+export const AUDIT_OUTCOMES = ['ok', 'denied', 'error'] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
-export interface AuditEventInput {
-  readonly requestId: string;
-  readonly actorIssuer: string | null;
-  readonly actorSubject: string | null;
+export interface AuditEventInput extends Actor {
   readonly action: AuditAction;
   readonly groupId: string | null;
   readonly secretVersion: number | null;
@@ -33,7 +31,6 @@ export interface AuditEventInput {
   readonly outcome: AuditOutcome;
   /** A short machine code (`bad_signature`, `decryption_failed`...), never free text from input. */
   readonly reason: string | null;
-  readonly clientAddress: string | null;
 }
 
 export interface AuditEvent extends AuditEventInput {
@@ -118,10 +115,7 @@ export function createAuditLog(pool: Pool) {
      * stale_envelope instead, and comes back with envelopeIsCurrent false, not to be opened.
      * Returns undefined, with nothing recorded, when the group has no stored secret.
      */
-    async fetchForSecretRead(
-      groupId: string,
-      actor: Pick<AuditEventInput, 'requestId' | 'actorIssuer' | 'actorSubject' | 'clientAddress'>,
-    ): Promise<StoredDeviceGroup | undefined> {
+    async fetchForSecretRead(groupId: string, actor: Actor): Promise<StoredDeviceGroup | undefined> {
       const result = await pool.query<Parameters<typeof toStored>[0]>(
         `WITH grp AS (
            SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL

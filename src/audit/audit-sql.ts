@@ -5,8 +5,8 @@
 export const AUDIT_INSERT_COLUMNS =
   'request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address';
 
-/** Who made a change, for the audit record written in the same statement as the change. */
-export interface AuditStamp {
+/** Who is asking: every audit record names them, and so does the record written in the same statement as a change. */
+export interface Actor {
   readonly requestId: string;
   readonly actorIssuer: string | null;
   readonly actorSubject: string | null;
@@ -16,7 +16,7 @@ export interface AuditStamp {
 /**
  * A data-modifying CTE named `audit` that records `action` with outcome ok for every row of the CTE
  * `source` (which must expose id, secret_version and kek_id). `first` is the number of the first
- * of the four stamp parameters; `action` is a fixed literal from our code, never input.
+ * of the four actor parameters; `action` is a fixed literal from our code, never input.
  */
 export function auditCte(source: string, action: string, reason: string | null, first: number): string {
   const reasonSql = reason === null ? 'NULL' : `'${reason}'`;
@@ -27,6 +27,6 @@ export function auditCte(source: string, action: string, reason: string | null, 
   )`;
 }
 
-export function auditStampParameters(stamp: AuditStamp): unknown[] {
-  return [stamp.requestId, stamp.actorIssuer, stamp.actorSubject, stamp.clientAddress];
+export function actorParameters(actor: Actor): unknown[] {
+  return [actor.requestId, actor.actorIssuer, actor.actorSubject, actor.clientAddress];
 }

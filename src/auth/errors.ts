@@ -8,27 +8,7 @@
  * `jwks_unavailable` is the one that is our fault (the key set could not be fetched or is broken);
  * every other reason is the caller's.
  */
-export type AuthFailureReason =
-  | 'missing_token'
-  | 'malformed'
-  | 'forbidden_header'
-  | 'unsupported_critical_header'
-  | 'algorithm_not_allowed'
-  | 'unknown_key'
-  | 'bad_signature'
-  | 'wrong_issuer'
-  | 'wrong_audience'
-  | 'wrong_type'
-  | 'missing_claim'
-  | 'invalid_claim'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'issued_in_future'
-  | 'lifetime_too_long'
-  | 'invalid_token'
-  | 'jwks_unavailable';
-
-export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = [
+export const AUTH_FAILURE_REASONS = [
   'missing_token',
   'malformed',
   'forbidden_header',
@@ -47,7 +27,8 @@ export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = [
   'lifetime_too_long',
   'invalid_token',
   'jwks_unavailable',
-];
+] as const;
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 /** A bearer token was missing or refused. The HTTP layer answers 401 (503 if `serverFault`). */
 export class AuthenticationError extends Error {

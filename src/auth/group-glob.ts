@@ -5,11 +5,13 @@
  * syntax nor cause catastrophic backtracking.
  */
 import { PolicyError } from './errors';
+import { MAX_GROUP_ID_CODE_POINTS } from '../crypto/binding-context';
 import { needs } from '../crypto/needs';
 
-/** Device-group ids, as the API accepts them. */
-export const GROUP_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-const GROUP_GLOB_PATTERN = /^[A-Za-z0-9._:*?-]{1,128}$/;
+/** The characters a device-group id may use, as the API accepts them (the envelope binds at most 128 of them). */
+export const GROUP_ID_CHARACTERS = 'A-Z a-z 0-9 . _ : -';
+export const GROUP_ID_PATTERN = new RegExp(`^[A-Za-z0-9._:-]{1,${MAX_GROUP_ID_CODE_POINTS}}$`);
+const GROUP_GLOB_PATTERN = new RegExp(`^[A-Za-z0-9._:*?-]{1,${MAX_GROUP_ID_CODE_POINTS}}$`);
 
 export type GroupMatcher = (groupId: string) => boolean;
 
@@ -44,7 +46,7 @@ export function compileGroupGlob(glob: string): GroupMatcher {
     isGroupGlob(glob),
     () =>
       new PolicyError(
-        `group pattern "${glob}" may use only A-Z a-z 0-9 . _ : - and the wildcards * ?, 1..128 characters`,
+        `group pattern "${glob}" may use only ${GROUP_ID_CHARACTERS} and the wildcards * ?, 1..${MAX_GROUP_ID_CODE_POINTS} characters`,
       ),
   );
   if (glob === '*') return (groupId) => GROUP_ID_PATTERN.test(groupId);

@@ -4,7 +4,6 @@ export { parseBearerHeader } from './bearer-header';
 export { ALLOWED_ALGORITHMS } from './compact-token';
 export { DEV_ISSUER, devTrustedIssuer, ensureDevSigner, type DevSigner, type DevSignerOptions } from './dev-signer';
 export {
-  AUTH_FAILURE_REASONS,
   AuthConfigError,
   AuthenticationError,
   DevModeRefusedError,

@@ -40,7 +40,7 @@ export interface SealedSecret {
   /** The KEK that wrapped the data key; stored in its own indexed column so rotation can find rows. */
   readonly kekId: string;
   /** That KEK's version number at its source (Vault KV version), kept beside the id as a label. */
-  readonly kekVersionLabel: number | null;
+  readonly kekVersion: number | null;
 }
 
 /**
@@ -86,7 +86,7 @@ export function sealSecret(
       dataNonce,
       secretCiphertext,
     });
-    return { envelope, kekId: kek.kekId, kekVersionLabel: kek.versionLabel };
+    return { envelope, kekId: kek.kekId, kekVersion: kek.kekVersion };
   } finally {
     dataKey.fill(0);
   }
@@ -132,7 +132,7 @@ export function rewrapEnvelope(
     const wrapNonce = drawRandomBytes(random, GCM_NONCE_LENGTH_BYTES);
     const { kekIdBytes, wrappedDataKey } = wrapDataKey(dataKey, wrapNonce, kek, boundContext);
     const rewrapped = serializeEnvelopeV1({ ...parsed, kekIdBytes, wrapNonce, wrappedDataKey });
-    return { envelope: rewrapped, kekId: kek.kekId, kekVersionLabel: kek.versionLabel };
+    return { envelope: rewrapped, kekId: kek.kekId, kekVersion: kek.kekVersion };
   } finally {
     dataKey.fill(0);
   }

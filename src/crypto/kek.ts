@@ -13,18 +13,20 @@ export const KEK_LENGTH_BYTES = 32;
 export const KEK_ID_LENGTH_BYTES = 16;
 const KEK_ID_LABEL = 'provsec/kek-id/v1';
 const KEK_ID_PREFIX = 'kek_';
+/** The written form of a KEK id: the prefix and the hex of its KEK_ID_LENGTH_BYTES bytes. */
+export const KEK_ID_PATTERN = new RegExp(`^${KEK_ID_PREFIX}[0-9a-f]{${KEK_ID_LENGTH_BYTES * 2}}$`);
 
 export interface KeyEncryptionKey {
   /** Fingerprint of the key: `kek_` + 32 lower-case hex digits. */
   readonly kekId: string;
   /** The version number the source gave this key (KV v2 version, keyring file entry), if any. */
-  readonly versionLabel: number | null;
+  readonly kekVersion: number | null;
   /** The 32 key bytes. Held only in memory, never logged or stored. */
   readonly key: Uint8Array;
 }
 
 /** Validates raw key bytes and derives the KEK's id. The bytes are copied. */
-export function importKek(keyBytes: Uint8Array, versionLabel: number | null = null): KeyEncryptionKey {
+export function importKek(keyBytes: Uint8Array, kekVersion: number | null = null): KeyEncryptionKey {
   // A short or long key would silently change the cipher's strength (or fail deep inside AES).
   needs(
     keyBytes.length === KEK_LENGTH_BYTES,
@@ -36,11 +38,11 @@ export function importKek(keyBytes: Uint8Array, versionLabel: number | null = nu
     () => new InvalidKekError('a KEK must not be all zero bytes'),
   );
   const key = Uint8Array.from(keyBytes);
-  return Object.freeze({ kekId: deriveKekId(key), versionLabel, key });
+  return Object.freeze({ kekId: deriveKekId(key), kekVersion, key });
 }
 
 /** Parses the 64-hex-digit form the ADR's `openssl enc -P` prints (either case). */
-export function importKekFromHex(hex: string, versionLabel: number | null = null): KeyEncryptionKey {
+export function importKekFromHex(hex: string, kekVersion: number | null = null): KeyEncryptionKey {
   needs(/^[0-9a-fA-F]*$/.test(hex), () => new InvalidKekError('a KEK must be written as hexadecimal digits'));
   needs(
     hex.length === KEK_LENGTH_BYTES * 2,
@@ -48,7 +50,7 @@ export function importKekFromHex(hex: string, versionLabel: number | null = null
   );
   const bytes = Buffer.from(hex, 'hex');
   try {
-    return importKek(bytes, versionLabel);
+    return importKek(bytes, kekVersion);
   } finally {
     bytes.fill(0);
   }
@@ -69,5 +71,5 @@ export function kekIdFromBytes(bytes: Uint8Array): string {
 }
 
 export function isKekId(value: string): boolean {
-  return /^kek_[0-9a-f]{32}$/.test(value);
+  return KEK_ID_PATTERN.test(value);
 }

@@ -72,7 +72,7 @@ export class Keyring {
     if (other.current.kekId !== this.current.kekId || other.byId.size !== this.byId.size) return false;
     for (const [kekId, entry] of this.byId) {
       const theirs = other.byId.get(kekId);
-      if (!theirs || theirs.retired !== entry.retired || theirs.versionLabel !== entry.versionLabel) return false;
+      if (!theirs || theirs.retired !== entry.retired || theirs.kekVersion !== entry.kekVersion) return false;
     }
     return true;
   }

@@ -10,6 +10,7 @@ import { authorize, type AuthDeps } from './auth-middleware';
 
 export interface KeyStatusEntry {
   kekId: string;
+  /** The KEK's `kekVersion`; the response field keeps its published name. */
   versionLabel: number | null;
   current: boolean;
   /** false: rows under this KEK cannot be opened until the source has it again. */
@@ -22,7 +23,7 @@ export async function keyStatus(keys: Pick<KeySource, 'currentKeyring' | 'status
   const counts = new Map((await usage.usage()).map((entry) => [entry.kekId, entry.rows]));
   const entries: KeyStatusEntry[] = (keyring?.entries() ?? []).map((entry) => ({
     kekId: entry.kekId,
-    versionLabel: entry.versionLabel,
+    versionLabel: entry.kekVersion,
     current: entry.kekId === keyring?.current.kekId,
     available: !entry.retired,
     rows: counts.get(entry.kekId) ?? 0,

@@ -7,6 +7,9 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { KeyStatusEntry } from './keys-routes';
+import { MAX_SECRET_LENGTH_BYTES } from '../crypto';
+import { KEY_SOURCE_KINDS, KEY_SOURCE_STATES } from '../keys/key-source';
+import { JSON_BODY_LIMIT_BYTES } from './error-handler';
 import { PROBLEM_CONTENT_TYPE } from './problem';
 import {
   auditEventPageSchema,
@@ -15,9 +18,10 @@ import {
   createDeviceGroupBody,
   deviceGroupMetadataSchema,
   deviceGroupPageSchema,
+  GROUP_ID_RULE,
   groupIdSchema,
+  kekIdSchema,
   listDeviceGroupsQuery,
-  MAX_SECRET_BYTES,
   problemSchema,
   provisionSecretResponseSchema,
   rotateSecretBody,
@@ -36,7 +40,7 @@ const headerRef = (name: string) => ({ $ref: `#/components/headers/${name}` });
 
 /** GET /v1/keys (keys-routes.ts keyStatus()); typed against KeyStatusEntry so a renamed field fails to compile. */
 const keyStatusEntrySchema: z.ZodType<KeyStatusEntry> = z.strictObject({
-  kekId: z.string().regex(/^kek_[0-9a-f]{32}$/),
+  kekId: kekIdSchema,
   versionLabel: z.number().int().nullable(),
   current: z.boolean(),
   available: z.boolean().describe('false: rows under this KEK cannot be opened until the key source has it again'),
@@ -44,8 +48,8 @@ const keyStatusEntrySchema: z.ZodType<KeyStatusEntry> = z.strictObject({
 });
 const keyStatusSchema = z.strictObject({
   source: z.strictObject({
-    kind: z.enum(['file', 'vault', 'dev']),
-    state: z.enum(['loading', 'ready', 'degraded', 'failed']),
+    kind: z.enum(KEY_SOURCE_KINDS),
+    state: z.enum(KEY_SOURCE_STATES),
     loadedAt: z.iso.datetime({ offset: true }).nullable(),
     lastError: z.string().nullable(),
   }),
@@ -91,8 +95,8 @@ function describeSecretField(body: Schema): Schema {
     properties.provisionSecret = {
       ...secret,
       // Code points, an upper bound only: the real limit is the UTF-8 byte length.
-      maxLength: MAX_SECRET_BYTES,
-      description: `The provision secret: 1-${MAX_SECRET_BYTES} bytes of UTF-8 (lone surrogates are refused). Stored envelope-encrypted; never echoed.`,
+      maxLength: MAX_SECRET_LENGTH_BYTES,
+      description: `The provision secret: 1-${MAX_SECRET_LENGTH_BYTES} bytes of UTF-8 (lone surrogates are refused). Stored envelope-encrypted; never echoed.`,
     };
   }
   return body;
@@ -155,7 +159,7 @@ const groupIdParameter: OpenApiObject = {
   name: 'id',
   in: 'path',
   required: true,
-  description: 'Device-group id: 1-128 characters of A-Z a-z 0-9 . _ : - (anything else is a 400, not a 404).',
+  description: `Device-group id: ${GROUP_ID_RULE} (anything else is a 400, not a 404).`,
   schema: jsonSchemaOf(groupIdSchema, 'input'),
 };
 
@@ -413,7 +417,7 @@ export const openApiDocument: OpenApiObject = {
       Forbidden: problemResponse('The token does not grant this permission on this group; audited'),
       NotFound: problemResponse('No device group with this id'),
       Conflict: problemResponse('The id holds a different secret, or a concurrent change won'),
-      PayloadTooLarge: problemResponse('The body exceeds 16 KiB'),
+      PayloadTooLarge: problemResponse(`The body exceeds ${JSON_BODY_LIMIT_BYTES / 1024} KiB`),
       UnsupportedMediaType: problemResponse('The body is not application/json'),
       TooManyRequests: problemResponse('Secret read rate limit reached for this identity; audited', {
         'Retry-After': headerRef('RetryAfter'),

@@ -9,7 +9,7 @@ import type { Principal } from '../auth';
 import type { ServiceMetrics } from '../metrics/service-metrics';
 import { actorOf } from './auth-middleware';
 import { problems, sendProblem } from './problem';
-import { GROUP_ID_PATTERN } from './schemas';
+import { GROUP_ID_PATTERN } from '../auth/group-glob';
 
 export interface SecretReadRateLimiter {
   readonly middleware: RequestHandler;

@@ -3,11 +3,15 @@
  * OpenAPI document (src/http/openapi.ts), so the two cannot drift apart.
  */
 import { z } from 'zod';
+import { AUDIT_OUTCOMES } from '../audit/audit-log';
+import { GROUP_ID_CHARACTERS, GROUP_ID_PATTERN } from '../auth/group-glob';
+import { MAX_GROUP_ID_CODE_POINTS, MAX_SECRET_LENGTH_BYTES } from '../crypto';
+import { KEK_ID_PATTERN } from '../crypto/kek';
 
-export const GROUP_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-export const MAX_SECRET_BYTES = 4096;
-
-export const groupIdSchema = z.string().regex(GROUP_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+/** The rule a device-group id follows, in words (for validation messages and the OpenAPI document). */
+export const GROUP_ID_RULE = `1-${MAX_GROUP_ID_CODE_POINTS} characters of ${GROUP_ID_CHARACTERS}`;
+export const groupIdSchema = z.string().regex(GROUP_ID_PATTERN, `must be ${GROUP_ID_RULE}`);
+export const kekIdSchema = z.string().regex(KEK_ID_PATTERN);
 
 // Postgres text cannot hold U+0000: a NUL in a value bound for a text column would fail the query (a 500).
 const hasNoNul = (value: string) => !value.includes('\u0000');
@@ -16,8 +20,8 @@ const provisionSecretSchema = z
   .string()
   .min(1, 'must not be empty')
   .refine(
-    (value) => Buffer.byteLength(value, 'utf8') <= MAX_SECRET_BYTES,
-    `must be at most ${MAX_SECRET_BYTES} bytes of UTF-8`,
+    (value) => Buffer.byteLength(value, 'utf8') <= MAX_SECRET_LENGTH_BYTES,
+    `must be at most ${MAX_SECRET_LENGTH_BYTES} bytes of UTF-8`,
   )
   // Lone surrogates cannot be encoded as UTF-8; storing them would silently change the secret.
   .refine((value) => Buffer.from(value, 'utf8').toString('utf8') === value, 'must be valid Unicode text');
@@ -59,7 +63,7 @@ export const deviceGroupMetadataSchema = z.strictObject({
   id: groupIdSchema,
   name: z.string().nullable(),
   secretVersion: z.number().int().min(1),
-  kekId: z.string().regex(/^kek_[0-9a-f]{32}$/),
+  kekId: kekIdSchema,
   createdAt: z.iso.datetime({ offset: true }),
   updatedAt: z.iso.datetime({ offset: true }),
 });
@@ -85,7 +89,7 @@ export const auditEventSchema = z.strictObject({
   groupId: z.string().nullable(),
   secretVersion: z.number().int().nullable(),
   kekId: z.string().nullable(),
-  outcome: z.enum(['ok', 'denied', 'error']),
+  outcome: z.enum(AUDIT_OUTCOMES),
   reason: z.string().nullable(),
   clientAddress: z.string().nullable(),
 });

@@ -51,14 +51,14 @@ export abstract class BaseKeySource implements KeySource {
    * Called only when the installed keyring lacks `kekId`. Sources that can fetch older keys
    * override it; the default fails closed.
    */
-  protected fetchMissingKek(kekId: string, versionLabel: number | null): Promise<Keyring> {
+  protected fetchMissingKek(kekId: string, kekVersion: number | null): Promise<Keyring> {
     const held = this.installed
       ? this.installed
           .entries()
           .map((entry) => entry.kekId)
           .join(', ')
       : 'nothing (no keyring loaded)';
-    const version = versionLabel === null ? '' : ` (version ${versionLabel})`;
+    const version = kekVersion === null ? '' : ` (version ${kekVersion})`;
     return Promise.reject(
       new KekUnavailableError(
         `KEK ${kekId}${version} is not held by the ${this.kind} key source; it holds ${held}`,
@@ -93,12 +93,12 @@ export abstract class BaseKeySource implements KeySource {
     return this.installed;
   }
 
-  async keyringFor(kekId: string, versionLabel: number | null): Promise<Keyring> {
+  async keyringFor(kekId: string, kekVersion: number | null): Promise<Keyring> {
     // A KEK id read from a stored row is data: only a well-formed one may reach lookups and messages.
     needs(isKekId(kekId), () => new KekUnavailableError('the requested KEK id is malformed', '(malformed)'));
     // A version label is a KV version or keyring entry number; anything else cannot name a key.
     needs(
-      versionLabel === null || (Number.isSafeInteger(versionLabel) && versionLabel > 0),
+      kekVersion === null || (Number.isSafeInteger(kekVersion) && kekVersion > 0),
       () => new KekUnavailableError(`KEK ${kekId}: version label must be a positive integer or null`, kekId),
     );
     const cached = this.installed;
@@ -108,14 +108,14 @@ export abstract class BaseKeySource implements KeySource {
       throw new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId);
     let keyring: Keyring;
     try {
-      keyring = await this.fetchMissingKek(kekId, versionLabel);
+      keyring = await this.fetchMissingKek(kekId, kekVersion);
     } catch (error) {
       const unavailable =
         error instanceof KekUnavailableError
           ? error
           : new KekUnavailableError(`KEK ${kekId}: ${safeMessage(error)}`, kekId);
       this.logger.warn(
-        { kekId, versionLabel, error: redactKeyLikeText(unavailable.message) },
+        { kekId, kekVersion, error: redactKeyLikeText(unavailable.message) },
         'a requested KEK is unavailable; failing closed',
       );
       throw unavailable;
@@ -174,9 +174,9 @@ export abstract class BaseKeySource implements KeySource {
     this.logger.info(
       {
         currentKekId: keyring.current.kekId,
-        currentVersion: keyring.current.versionLabel,
+        currentVersion: keyring.current.kekVersion,
         knownKekIds: keyring.entries().map((entry) => entry.kekId),
-        knownVersions: keyring.entries().map((entry) => entry.versionLabel),
+        knownVersions: keyring.entries().map((entry) => entry.kekVersion),
         previousKekId: previous?.current.kekId ?? null,
         ...logDetails,
       },

@@ -64,9 +64,9 @@ export function formatSingleKeyFile(keyHex: string): string {
   return `${JSON.stringify({ key: keyHex })}\n`;
 }
 
-function importFileKey(hex: string, versionLabel: number | null, where: string): KeyEncryptionKey {
+function importFileKey(hex: string, kekVersion: number | null, where: string): KeyEncryptionKey {
   try {
-    return importKekFromHex(hex, versionLabel);
+    return importKekFromHex(hex, kekVersion);
   } catch (error) {
     // importKekFromHex reports lengths and rules only, never the digits.
     if (error instanceof InvalidKekError)

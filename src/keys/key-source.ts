@@ -7,14 +7,15 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Keyring } from '../crypto/keyring';
 
-export type KeySourceKind = 'file' | 'vault' | 'dev';
+export const KEY_SOURCE_KINDS = ['file', 'vault', 'dev'] as const;
+export type KeySourceKind = (typeof KEY_SOURCE_KINDS)[number];
 
 /**
  * loading: the first attempt is running. ready: a keyring is loaded and the last attempt worked.
  * degraded: a keyring is loaded (and serving) but the last attempt failed. failed: no keyring.
  */
-export type KeySourceState = 'loading' | 'ready' | 'degraded' | 'failed';
-export const KEY_SOURCE_STATES: readonly KeySourceState[] = ['loading', 'ready', 'degraded', 'failed'];
+export const KEY_SOURCE_STATES = ['loading', 'ready', 'degraded', 'failed'] as const;
+export type KeySourceState = (typeof KEY_SOURCE_STATES)[number];
 
 /** What a status page or `/readyz` may show: ids and times only, never key bytes. */
 export interface KeySourceStatus {
@@ -39,7 +40,7 @@ export interface KeySource {
    * source that can fetch older keys (vault) waits, bounded by its timeout. Throws
    * KekUnavailableError when the KEK cannot be had (fail closed).
    */
-  keyringFor(kekId: string, versionLabel: number | null): Promise<Keyring>;
+  keyringFor(kekId: string, kekVersion: number | null): Promise<Keyring>;
   status(): KeySourceStatus;
   /** Called after every keyring swap; returns the unsubscribe function. */
   onChange(listener: KeyringListener): () => void;

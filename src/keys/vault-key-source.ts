@@ -141,20 +141,20 @@ export class VaultKeySource extends BaseKeySource {
     return pruned;
   }
 
-  protected override async fetchMissingKek(kekId: string, versionLabel: number | null): Promise<Keyring> {
+  protected override async fetchMissingKek(kekId: string, kekVersion: number | null): Promise<Keyring> {
     const secret = this.options.secret;
-    if (versionLabel === null)
+    if (kekVersion === null)
       throw new KekUnavailableError(
         `KEK ${kekId} is not in the keyring, and the row names no Vault version to fetch`,
         kekId,
       );
     if (this.currentVersion === undefined)
       throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
-    const where = `Vault version ${versionLabel} of ${secret.mount}/${secret.path}`;
-    let kek = this.keksByVersion.get(versionLabel);
+    const where = `Vault version ${kekVersion} of ${secret.mount}/${secret.path}`;
+    let kek = this.keksByVersion.get(kekVersion);
     if (kek === undefined) {
       try {
-        kek = await this.fetchLiveVersion(versionLabel);
+        kek = await this.fetchLiveVersion(kekVersion);
       } catch (error) {
         const detail = error instanceof KeySourceLoadError ? error.message : 'unexpected error';
         throw new KekUnavailableError(`KEK ${kekId}: ${where} is unavailable: ${detail}`, kekId);
@@ -165,10 +165,10 @@ export class VaultKeySource extends BaseKeySource {
       throw new KekUnavailableError(`KEK ${kekId}: ${where} holds a different key (${kek.kekId}); refusing it`, kekId);
     if (this.currentVersion === undefined || this.stopped)
       throw new KekUnavailableError(`KEK ${kekId}: the vault key source lost its keyring while fetching`, kekId);
-    this.keksByVersion.set(versionLabel, kek);
+    this.keksByVersion.set(kekVersion, kek);
     this.installKeyring(keyringFromVersions(this.keksByVersion, this.currentVersion), {
       vaultVersion: this.currentVersion,
-      fetchedVaultVersion: versionLabel,
+      fetchedVaultVersion: kekVersion,
     });
     const keyring = this.currentKeyring();
     if (keyring === undefined)

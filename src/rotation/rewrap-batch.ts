@@ -126,7 +126,7 @@ export async function runRewrapBatch(client: Pick<PoolClient, 'query'>, spec: Ba
         envelopes,
         fromKekId: spec.fromKekId,
         kekId: current.kekId,
-        kekVersion: current.versionLabel,
+        kekVersion: current.kekVersion,
       });
       // Fewer rows than claimed means a claimed row changed under our lock: commit nothing.
       if (updated !== ids.length)

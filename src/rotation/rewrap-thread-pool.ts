@@ -27,7 +27,7 @@ export interface PackedRows {
 export type ToThread =
   | {
       readonly kind: 'keyring';
-      readonly keys: ReadonlyArray<{ readonly key: Uint8Array; readonly versionLabel: number | null }>;
+      readonly keys: ReadonlyArray<{ readonly key: Uint8Array; readonly kekVersion: number | null }>;
       readonly currentKekId: string;
       readonly retiredKekIds: string[];
     }
@@ -152,7 +152,7 @@ export function createThreadedRewrapCrypto(options: {
       // postMessage copies the key bytes (they are not transferred, which would detach the keyring's own).
       const message: ToThread = {
         kind: 'keyring',
-        keys: entries.map((entry) => ({ key: entry.key, versionLabel: entry.versionLabel })),
+        keys: entries.map((entry) => ({ key: entry.key, kekVersion: entry.kekVersion })),
         currentKekId: keyring.current.kekId,
         retiredKekIds: entries.filter((entry) => entry.retired).map((entry) => entry.kekId),
       };

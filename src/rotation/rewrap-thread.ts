@@ -55,7 +55,7 @@ port.on('message', (message: ToThread) => {
       forgetKeyring();
       try {
         keyring = Keyring.create(
-          message.keys.map((entry) => importKek(entry.key, entry.versionLabel)),
+          message.keys.map((entry) => importKek(entry.key, entry.kekVersion)),
           message.currentKekId,
           message.retiredKekIds,
         );

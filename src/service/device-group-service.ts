@@ -9,6 +9,7 @@
 import { CryptoError, openSecret, sealSecret, type Keyring } from '../crypto';
 import type { KeySource } from '../keys/key-source';
 import type { AuditEventInput, AuditLog } from '../audit/audit-log';
+import type { Actor } from '../audit/audit-sql';
 import type { DeviceGroupMetadata, DeviceGroupStore, StoredDeviceGroup } from '../store/device-group-store';
 import { STALE_ENVELOPE_REASON } from '../store/secret-history-sql';
 import {
@@ -19,8 +20,7 @@ import {
 } from './errors';
 import { secretsEqual } from './secret-comparison';
 
-/** Who is asking, for the audit record. */
-export type Actor = Pick<AuditEventInput, 'requestId' | 'actorIssuer' | 'actorSubject' | 'clientAddress'>;
+export type { Actor };
 
 export interface DeviceGroupServiceDeps {
   readonly store: DeviceGroupStore;
@@ -137,7 +137,7 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
           {
             id: input.id,
             name: input.name,
-            sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel },
+            sealed: { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersion },
           },
           actor,
         );
@@ -225,7 +225,7 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
       const group = await store.replaceSecret(
         id,
         current.secretVersion,
-        { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersionLabel },
+        { envelope: sealed.envelope, kekId: sealed.kekId, kekVersion: sealed.kekVersion },
         actor,
       );
       if (!group) {

@@ -8,7 +8,7 @@
  * (secret-history-sql.ts), which is what lets a read tell a rolled-back envelope from the current one.
  */
 import type { Pool } from 'pg';
-import { auditCte, auditStampParameters, type AuditStamp } from '../audit/audit-sql';
+import { actorParameters, auditCte, type Actor } from '../audit/audit-sql';
 import {
   envelopeIsCurrentSql,
   FINGERPRINT_COLUMN,
@@ -86,7 +86,7 @@ export function createDeviceGroupStore(pool: Pool) {
      */
     async insert(
       group: { id: string; name: string | null; sealed: SealedRow },
-      stamp: AuditStamp,
+      actor: Actor,
     ): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
         `WITH written AS (
@@ -107,7 +107,7 @@ export function createDeviceGroupStore(pool: Pool) {
           group.sealed.envelope,
           group.sealed.kekId,
           group.sealed.kekVersion,
-          ...auditStampParameters(stamp),
+          ...actorParameters(actor),
         ],
       );
       const row = result.rows[0];
@@ -142,7 +142,7 @@ export function createDeviceGroupStore(pool: Pool) {
       id: string,
       expectedSecretVersion: number,
       sealed: SealedRow,
-      stamp: AuditStamp,
+      actor: Actor,
     ): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
         `WITH written AS (
@@ -153,7 +153,7 @@ export function createDeviceGroupStore(pool: Pool) {
             RETURNING ${METADATA_COLUMNS}, ${FINGERPRINT_COLUMN}
          ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'provision-secret.rotate', null, 6)}
          SELECT * FROM written`,
-        [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion, ...auditStampParameters(stamp)],
+        [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion, ...actorParameters(actor)],
       );
       const row = result.rows[0];
       return row ? toMetadata(row) : undefined;
@@ -163,13 +163,13 @@ export function createDeviceGroupStore(pool: Pool) {
      * Deletes the group's row, wrapped data key included. Returns the deleted metadata, or
      * undefined when there was no such group.
      */
-    async delete(id: string, stamp: AuditStamp): Promise<DeviceGroupMetadata | undefined> {
+    async delete(id: string, actor: Actor): Promise<DeviceGroupMetadata | undefined> {
       const result = await pool.query<DeviceGroupRow>(
         `WITH written AS (
            DELETE FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL RETURNING ${METADATA_COLUMNS}
          ), ${recordDeletionCte('written')}, ${auditCte('written', 'device-group.delete', null, 2)}
          SELECT * FROM written`,
-        [id, ...auditStampParameters(stamp)],
+        [id, ...actorParameters(actor)],
       );
       const row = result.rows[0];
       return row ? toMetadata(row) : undefined;

@@ -142,7 +142,7 @@ test('rotation, rewrap to a new KEK, and delete with re-create keep reading', as
   // A KEK rotation: the rewrap rewrites every envelope's header and leaves the history alone.
   const historyBefore = await svc.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM provision_secret_history');
   svc.writeKeyFile({ current: 2, keys: { '1': kek1Hex, '2': randomKekHex() } });
-  await waitFor(() => svc.service.keySource.currentKeyring()?.current.versionLabel === 2, 'the new keyring');
+  await waitFor(() => svc.service.keySource.currentKeyring()?.current.kekVersion === 2, 'the new keyring');
   const result = await rewrapAll({ pool: svc.pool, keys: svc.service.keySource }, { batchSize: 2 });
   expect(result).toMatchObject({ failed: 0, remaining: 0 });
   expect(result.rewrapped).toBeGreaterThanOrEqual(ids.length);

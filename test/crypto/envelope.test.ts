@@ -77,7 +77,7 @@ describe('known answer: format v1 with a fixed KEK and scripted random bytes', (
   test('the envelope bytes are exactly the pinned v1 bytes', () => {
     expect(toHex(sealed.envelope)).toBe(EXPECTED_ENVELOPE_HEX);
     expect(sealed.kekId).toBe(kek.kekId);
-    expect(sealed.kekVersionLabel).toBe(7);
+    expect(sealed.kekVersion).toBe(7);
   });
 
   test('node:crypto, given the spec in docs/envelope-format.md, builds the same bytes (independent check)', () => {
@@ -115,7 +115,7 @@ describe('sealSecret and openSecret', () => {
       fc.property(secretArbitrary, contextArbitrary, (secret, anyContext) => {
         const sealed = sealSecret(secret, anyContext, keyringAB);
         expect(sealed.kekId).toBe(kekB.kekId);
-        expect(sealed.kekVersionLabel).toBe(2);
+        expect(sealed.kekVersion).toBe(2);
         expect(readEnvelopeKekId(sealed.envelope)).toBe(kekB.kekId);
         expect(toHex(openSecret(sealed.envelope, anyContext, keyringAB))).toBe(toHex(secret));
       }),
@@ -301,7 +301,7 @@ describe('rewrapEnvelope', () => {
         const rewrapped = rewrapEnvelope(original, anyContext, keyringAB);
         expect(toHex(original)).toBe(toHex(before)); // input untouched
         expect(rewrapped.kekId).toBe(kekB.kekId);
-        expect(rewrapped.kekVersionLabel).toBe(2);
+        expect(rewrapped.kekVersion).toBe(2);
         expect(readEnvelopeKekId(rewrapped.envelope)).toBe(kekB.kekId);
         // Data nonce, length field and secret ciphertext + tag: copied, never re-encrypted.
         expect(toHex(rewrapped.envelope.subarray(77))).toBe(toHex(original.subarray(77)));

@@ -80,8 +80,8 @@ describe('KEK id', () => {
       importKekFromHex(KEY_HEX.toUpperCase(), 3).kekId,
     ]);
     expect(ids.size).toBe(1);
-    expect(importKekFromHex(KEY_HEX, 3).versionLabel).toBe(3);
-    expect(importKek(keyBytes()).versionLabel).toBeNull();
+    expect(importKekFromHex(KEY_HEX, 3).kekVersion).toBe(3);
+    expect(importKek(keyBytes()).kekVersion).toBeNull();
   });
 
   test('is neither the key bytes nor a bare SHA-256 of them', () => {

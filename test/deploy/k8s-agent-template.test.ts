@@ -38,7 +38,7 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     expect(JSON.parse(file)).toEqual({ current: 1, keys: { '1': keyHex } });
     const keyring = parseKeyFile(file);
-    expect(keyring.current.versionLabel).toBe(1);
+    expect(keyring.current.kekVersion).toBe(1);
     expect(Buffer.from(keyring.current.key).toString('hex')).toBe(keyHex.toLowerCase());
   });
 
@@ -53,11 +53,11 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     expect(JSON.parse(file)).toEqual({ current: 2, keys: { '1': firstHex, '2': secondHex } });
     const keyring = parseKeyFile(file);
-    expect(keyring.current.versionLabel).toBe(2);
+    expect(keyring.current.kekVersion).toBe(2);
     expect(
       keyring
         .entries()
-        .map((kek) => kek.versionLabel)
+        .map((kek) => kek.kekVersion)
         .sort(),
     ).toEqual([1, 2]);
   });
@@ -73,7 +73,7 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     expect(JSON.parse(file)).toEqual({ current: 2, keys: { '2': currentHex } });
     expect(secret.reads.some((path) => path.endsWith('?version=1'))).toBe(false);
-    expect(parseKeyFile(file).current.versionLabel).toBe(2);
+    expect(parseKeyFile(file).current.kekVersion).toBe(2);
   });
 
   test('a destroyed version and a deleted middle version are both left out; the rest stay', () => {
@@ -94,7 +94,7 @@ describe('the Vault Agent template renders the keyring file the file key source 
     const file = render(secret);
 
     expect(Object.keys(JSON.parse(file).keys)).toHaveLength(11);
-    expect(parseKeyFile(file).current.versionLabel).toBe(11);
+    expect(parseKeyFile(file).current.kekVersion).toBe(11);
   });
 
   test('versions purged by max_versions are gone from the file: rewrap before rotating past it', () => {

@@ -11,8 +11,8 @@ import type { KeySourceDeps } from '../../src/keys/key-source';
 import { captureLogs, expectNoKeyMaterial, metricValue, newRegistry, randomKeyHex } from './support/key-test-kit';
 
 class ScriptedKeySource extends BaseKeySource {
-  fetch: (kekId: string, versionLabel: number | null) => Promise<Keyring> = (kekId, versionLabel) =>
-    super.fetchMissingKek(kekId, versionLabel);
+  fetch: (kekId: string, kekVersion: number | null) => Promise<Keyring> = (kekId, kekVersion) =>
+    super.fetchMissingKek(kekId, kekVersion);
   constructor(
     deps: KeySourceDeps,
     private readonly first: () => Promise<void>,
@@ -23,8 +23,8 @@ class ScriptedKeySource extends BaseKeySource {
     return this.first();
   }
   protected async stopSource(): Promise<void> {}
-  protected override fetchMissingKek(kekId: string, versionLabel: number | null): Promise<Keyring> {
-    return this.fetch(kekId, versionLabel);
+  protected override fetchMissingKek(kekId: string, kekVersion: number | null): Promise<Keyring> {
+    return this.fetch(kekId, kekVersion);
   }
   install(keyring: Keyring): void {
     this.installKeyring(keyring);

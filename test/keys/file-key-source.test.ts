@@ -252,7 +252,7 @@ describe('file key source', () => {
     await renderByRename(r, JSON.stringify({ current: 2, keys: { '1': v1, '2': v2 } }));
     await expectPickedUp(r, v2);
     const keyring = r.source.currentKeyring() as Keyring;
-    expect(keyring.decryptionKey(kekIdOf(v1)).versionLabel).toBe(1);
+    expect(keyring.decryptionKey(kekIdOf(v1)).kekVersion).toBe(1);
     expect(r.source.status().knownKekIds.sort()).toEqual([kekIdOf(v1), kekIdOf(v2)].sort());
     await expect(r.source.keyringFor(kekIdOf(v1), 1)).resolves.toBe(keyring);
   });

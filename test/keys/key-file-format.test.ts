@@ -24,7 +24,7 @@ describe('key file format', () => {
   it('reads the ADR single-key form as a one-key keyring with no version label', () => {
     const keyring = parseKeyFile(JSON.stringify({ key: keyA }));
     expect(keyring.current.kekId).toBe(importKekFromHex(keyA).kekId);
-    expect(keyring.current.versionLabel).toBeNull();
+    expect(keyring.current.kekVersion).toBeNull();
     expect(keyring.entries()).toHaveLength(1);
   });
 
@@ -43,9 +43,9 @@ describe('key file format', () => {
   it('reads the keyring form: current encrypts, every listed version decrypts, labels are the versions', () => {
     const keyring = parseKeyFile(JSON.stringify({ current: 2, keys: { '1': keyA, '2': keyB } }));
     expect(keyring.current.kekId).toBe(importKekFromHex(keyB).kekId);
-    expect(keyring.current.versionLabel).toBe(2);
+    expect(keyring.current.kekVersion).toBe(2);
     expect(keyring.has(importKekFromHex(keyA).kekId)).toBe(true);
-    expect(keyring.decryptionKey(importKekFromHex(keyA).kekId).versionLabel).toBe(1);
+    expect(keyring.decryptionKey(importKekFromHex(keyA).kekId).kekVersion).toBe(1);
   });
 
   it('gives one key the same KEK id in the single-key and keyring forms (rows written under either still open)', () => {
@@ -57,7 +57,7 @@ describe('key file format', () => {
   it('collapses one key listed under two versions into one entry labelled with the current version', () => {
     const keyring = parseKeyFile(JSON.stringify({ current: 3, keys: { '2': keyA, '3': keyA, '1': keyB } }));
     expect(keyring.entries()).toHaveLength(2);
-    expect(keyring.current.versionLabel).toBe(3);
+    expect(keyring.current.kekVersion).toBe(3);
   });
 
   it('round-trips the single-key form the dev source writes', () => {

@@ -92,11 +92,12 @@ async function harness(options: {
   const config: VaultKeySourceConfig = {
     kind: 'vault',
     address: options.address ?? vault.address,
-    auth: kubernetes ? 'kubernetes' : 'agent',
     kvMount: MOUNT,
     kvPath: PATH,
     kvField: 'key',
-    kubernetesRole: kubernetes ? 'provsec' : undefined,
+    ...(kubernetes
+      ? { auth: 'kubernetes' as const, kubernetesRole: 'provsec' }
+      : { auth: 'agent' as const, kubernetesRole: undefined }),
     kubernetesMount: 'kubernetes',
     kubernetesTokenFile: tokenFile,
     namespace: options.namespace,
@@ -135,7 +136,7 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
       currentKekId: v1.kekId,
       knownKekIds: [v1.kekId],
     });
-    expect(h.source.currentKeyring()?.current.versionLabel).toBe(1);
+    expect(h.source.currentKeyring()?.current.kekVersion).toBe(1);
     expect(h.vault.requests.length).toBeGreaterThanOrEqual(2);
     expect(h.vault.requests.every((request) => request.vaultToken === undefined)).toBe(true);
     expect(
@@ -179,7 +180,7 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     await waitFor(() => currentKekId(h) === v2.kekId, 'the rotation to be picked up');
     expect(changes).toEqual([v2.kekId]);
     expect(h.source.currentKeyring()?.has(v1.kekId)).toBe(true);
-    expect(h.source.currentKeyring()?.current.versionLabel).toBe(2);
+    expect(h.source.currentKeyring()?.current.kekVersion).toBe(2);
     expect(await metricValue(h.registry, 'provsec_key_source_reloads_total')).toBe(2);
   });
 
@@ -188,7 +189,7 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     const h = await harness({ before: (put) => ((v1 = put()), put(), put()) });
     expect(h.source.currentKeyring()?.has(v1.kekId)).toBe(false);
     const keyrings = await Promise.all(Array.from({ length: 5 }, () => h.source.keyringFor(v1.kekId, 1)));
-    expect(keyrings.every((keyring) => keyring.decryptionKey(v1.kekId).versionLabel === 1)).toBe(true);
+    expect(keyrings.every((keyring) => keyring.decryptionKey(v1.kekId).kekVersion === 1)).toBe(true);
     expect(h.vault.requestsTo('/data/').filter((request) => request.version === '1')).toHaveLength(1);
     const cached = await timed(h.source.keyringFor(v1.kekId, 1));
     expect(cached.result.status).toBe('fulfilled');

@@ -22,9 +22,9 @@ import { createTestDatabase, poolFor } from '../../support/test-database';
 export const REWRAP_CLI = join(APP_ROOT, 'dist', 'scripts', 'rewrap.js');
 export const CRYPTO_THREAD_SCRIPT_BUILT = join(APP_ROOT, 'dist', 'src', 'rotation', 'rewrap-thread.js');
 
-export function newKek(versionLabel: number): { hex: string; kek: KeyEncryptionKey } {
+export function newKek(kekVersion: number): { hex: string; kek: KeyEncryptionKey } {
   const hex = randomBytes(32).toString('hex');
-  return { hex, kek: importKekFromHex(hex, versionLabel) };
+  return { hex, kek: importKekFromHex(hex, kekVersion) };
 }
 
 export async function migratedDatabase(): Promise<{ url: string; pool: Pool }> {
@@ -58,7 +58,7 @@ export async function seedRows(pool: Pool, keyring: Keyring, count: number, pref
   await pool.query(
     `INSERT INTO ota_groups (id, provision_secret_envelope, kek_id, kek_version, secret_version)
      SELECT id, envelope, $3, $4, 1 FROM unnest($1::text[], $2::bytea[]) AS u(id, envelope)`,
-    [ids, envelopes, keyring.current.kekId, keyring.current.versionLabel],
+    [ids, envelopes, keyring.current.kekId, keyring.current.kekVersion],
   );
   return ids;
 }

@@ -64,7 +64,7 @@ function main(): void {
 
   app.get('/v1/device-groups/:id/provision-secret', async (req: Request, res: Response) => {
     const id = String(req.params.id);
-    const row = await audit.fetchForSecretRead(id, actorFor(req));
+    const row = await audit.fetchForSecretRead(id, actorFor(req), { kind: 'json' });
     if (!row) {
       res.status(404).json({ status: 404, title: 'Not Found' });
       return;

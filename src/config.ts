@@ -67,9 +67,17 @@ export type AuthConfig =
       jwksBearerTokenFile: string | undefined;
       maxTokenLifetimeSeconds: number;
       policyFile: string;
+      /** AUTH_REQUIRE_RECIPIENT_KEY: refuse a policy with a rule that would answer secret reads in plaintext. */
+      requireRecipientKey: boolean;
     }
   /** Dev only: tokens from `npm run token`, the dev policy in config/dev-policy.json. */
-  | { mode: 'dev'; audience: string; maxTokenLifetimeSeconds: number; policyFile: string };
+  | {
+      mode: 'dev';
+      audience: string;
+      maxTokenLifetimeSeconds: number;
+      policyFile: string;
+      requireRecipientKey: boolean;
+    };
 
 export interface Config {
   readonly nodeEnv: 'development' | 'test' | 'production';
@@ -238,6 +246,7 @@ function loadAuthConfig(env: Env, production: boolean): AuthConfig {
   const issuer = optional(env, 'AUTH_ISSUER', nonEmpty);
   const jwksBearerTokenFile = optional(env, 'AUTH_JWKS_BEARER_TOKEN_FILE', nonEmpty);
   const policyFile = optional(env, 'AUTH_POLICY_FILE', nonEmpty);
+  const requireRecipientKey = read(env, 'AUTH_REQUIRE_RECIPIENT_KEY', bool, 'false');
   if (jwksUrl !== undefined && jwksFile !== undefined)
     throw new ConfigError('AUTH_JWKS_FILE', 'must not be set together with AUTH_JWKS_URL (choose one key set)');
   const configured = jwksUrl !== undefined || jwksFile !== undefined || issuer !== undefined;
@@ -248,7 +257,13 @@ function loadAuthConfig(env: Env, production: boolean): AuthConfig {
         'AUTH_ISSUER',
         'is required when NODE_ENV=production (with AUTH_JWKS_URL or AUTH_JWKS_FILE); the dev token signer is refused',
       );
-    return { mode: 'dev', audience, maxTokenLifetimeSeconds, policyFile: policyFile ?? DEV_POLICY_FILE };
+    return {
+      mode: 'dev',
+      audience,
+      maxTokenLifetimeSeconds,
+      policyFile: policyFile ?? DEV_POLICY_FILE,
+      requireRecipientKey,
+    };
   }
   if (issuer === undefined)
     throw new ConfigError('AUTH_ISSUER', 'is required when AUTH_JWKS_URL or AUTH_JWKS_FILE is set');
@@ -267,5 +282,6 @@ function loadAuthConfig(env: Env, production: boolean): AuthConfig {
     jwksBearerTokenFile,
     maxTokenLifetimeSeconds,
     policyFile,
+    requireRecipientKey,
   };
 }

@@ -77,7 +77,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     const audit = createAuditLog(pool);
     // Workers reuse one token for many reads: check each token's signature once per 30 s, not per request.
     const verifier = withVerificationCache(createTokenVerifier(await tokenVerifierOptions(config)));
-    const auth = { verifier, policy: await AccessPolicy.load(config.auth.policyFile), audit, metrics };
+    const auth = {
+      verifier,
+      policy: await AccessPolicy.load(config.auth.policyFile, { requireRecipientKey: config.auth.requireRecipientKey }),
+      audit,
+      metrics,
+    };
     const service = createDeviceGroupService({ store: createDeviceGroupStore(pool), audit, keys: keySource });
     const secretReadLimiter = createSecretReadRateLimiter(
       { perMinute: config.secretReadRateLimitPerMinute },

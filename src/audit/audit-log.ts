@@ -33,9 +33,15 @@ export interface AuditEventInput extends Actor {
   readonly reason: string | null;
 }
 
+/** How a secret read was answered: plaintext JSON, or a JWE to the worker key named by its kid. */
+export type SecretDelivery = { readonly kind: 'json' } | { readonly kind: 'jwe'; readonly recipientKid: string };
+
 export interface AuditEvent extends AuditEventInput {
   readonly id: string;
   readonly occurredAt: Date;
+  /** Set on `provision-secret.read` records that released the secret; null elsewhere. */
+  readonly secretDelivery: 'json' | 'jwe' | null;
+  readonly recipientKid: string | null;
 }
 
 export interface AuditQuery {
@@ -62,6 +68,8 @@ interface AuditRow {
   outcome: AuditOutcome;
   reason: string | null;
   client_address: string | null;
+  secret_delivery: 'json' | 'jwe' | null;
+  recipient_kid: string | null;
 }
 
 function insertParameters(event: AuditEventInput): unknown[] {
@@ -93,6 +101,8 @@ function toEvent(row: AuditRow): AuditEvent {
     outcome: row.outcome,
     reason: row.reason,
     clientAddress: row.client_address,
+    secretDelivery: row.secret_delivery,
+    recipientKid: row.recipient_kid,
   };
 }
 
@@ -113,22 +123,37 @@ export function createAuditLog(pool: Pool) {
      * The same statement checks the envelope against provsec's secret history: a stale one
      * (rolled back, or another incarnation's) is recorded as an `error` with reason
      * stale_envelope instead, and comes back with envelopeIsCurrent false, not to be opened.
+     * Otherwise the record says how the secret will be delivered (JSON, or a JWE to which kid).
      * Returns undefined, with nothing recorded, when the group has no stored secret.
      */
-    async fetchForSecretRead(groupId: string, actor: Actor): Promise<StoredDeviceGroup | undefined> {
+    async fetchForSecretRead(
+      groupId: string,
+      actor: Actor,
+      delivery: SecretDelivery,
+    ): Promise<StoredDeviceGroup | undefined> {
       const result = await pool.query<Parameters<typeof toStored>[0]>(
         `WITH grp AS (
            SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL
          ), audit AS (
-           INSERT INTO audit_events (${INSERT_COLUMNS})
+           INSERT INTO audit_events (${INSERT_COLUMNS}, secret_delivery, recipient_kid)
            SELECT $2, $3, $4, 'provision-secret.read', grp.id, grp.secret_version, grp.kek_id,
                   CASE WHEN grp.envelope_is_current THEN 'ok' ELSE 'error' END,
-                  CASE WHEN grp.envelope_is_current THEN NULL ELSE '${STALE_ENVELOPE_REASON}' END, $5
+                  CASE WHEN grp.envelope_is_current THEN NULL ELSE '${STALE_ENVELOPE_REASON}' END, $5,
+                  CASE WHEN grp.envelope_is_current THEN $6::text END,
+                  CASE WHEN grp.envelope_is_current THEN $7::text END
              FROM grp
            RETURNING id
          )
          SELECT grp.* FROM grp, audit`,
-        [groupId, actor.requestId, actor.actorIssuer, actor.actorSubject, actor.clientAddress],
+        [
+          groupId,
+          actor.requestId,
+          actor.actorIssuer,
+          actor.actorSubject,
+          actor.clientAddress,
+          delivery.kind,
+          delivery.kind === 'jwe' ? delivery.recipientKid : null,
+        ],
       );
       const row = result.rows[0];
       return row ? toStored(row) : undefined;
@@ -138,7 +163,8 @@ export function createAuditLog(pool: Pool) {
       // The scope is applied in SQL, so a page (and its cursor) only ever holds visible events.
       const groupLikePatterns = filter.scope.allGroups ? [] : filter.scope.globs.map(groupGlobToSqlLike);
       const result = await pool.query<AuditRow>(
-        `SELECT id::text, occurred_at, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address
+        `SELECT id::text, occurred_at, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address,
+                secret_delivery, recipient_kid
            FROM audit_events
           WHERE ($1::text IS NULL OR group_id = $1)
             AND ($2::text IS NULL OR actor_subject = $2)

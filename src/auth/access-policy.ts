@@ -2,7 +2,8 @@
  * Who may do what: rules from AUTH_POLICY_FILE, each granting permissions to a subject (exact, or
  * a prefix ending in `*`), optionally only for one issuer and only on groups matching globs.
  * Invariants: deny unless some rule grants; a rule with `issuer` never matches another issuer;
- * a policy that does not validate never loads (the service does not start).
+ * a policy that does not validate never loads (the service does not start); a read granted by a
+ * rule with a recipientKey is never answered in plaintext.
  */
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
@@ -11,6 +12,12 @@ import { compileGroupGlob, coversEveryGroup, type GroupMatcher, type GroupScope 
 import type { Permission } from './permissions';
 import { policyFileSchema, type PolicyRule } from './policy-schema';
 import type { Principal } from './principal';
+import { toRecipientKey, type RecipientKey } from './recipient-key';
+
+export interface PolicyOptions {
+  /** AUTH_REQUIRE_RECIPIENT_KEY: every rule granting provision-secret:read must carry a recipientKey. */
+  readonly requireRecipientKey?: boolean;
+}
 
 interface CompiledRule {
   matchesSubject(subject: string): boolean;
@@ -20,19 +27,47 @@ interface CompiledRule {
   readonly groupMatchers: readonly GroupMatcher[] | undefined;
   /** The rule's `groups` as written; undefined when it has none or one covers every group. */
   readonly groupGlobs: readonly string[] | undefined;
+  readonly recipientKey: RecipientKey | undefined;
 }
 
 export class AccessPolicy {
   private constructor(private readonly rules: readonly CompiledRule[]) {}
 
   /** Validates parsed JSON; throws PolicyError naming the first problem, e.g. `rules[0].permissions[1]: ...`. */
-  static fromJson(json: unknown): AccessPolicy {
+  static fromJson(json: unknown, options: PolicyOptions = {}): AccessPolicy {
     const result = policyFileSchema.safeParse(json);
     if (!result.success) throw new PolicyError(`access policy is invalid: ${describeIssues(result.error.issues)}`);
-    return new AccessPolicy(result.data.rules.map(compileRule));
+    const { rules } = result.data;
+    if (options.requireRecipientKey === true) {
+      const keyless = rules.findIndex(
+        (rule) => rule.permissions.includes('provision-secret:read') && rule.recipientKey === undefined,
+      );
+      if (keyless >= 0)
+        throw new PolicyError(
+          `access policy is invalid: rules[${keyless}]: grants provision-secret:read without a recipientKey, which AUTH_REQUIRE_RECIPIENT_KEY=true forbids`,
+        );
+    }
+    // The audit record names the key by kid alone, so one kid must mean one key.
+    const keysByKid = new Map<string, string>();
+    for (const [index, rule] of rules.entries()) {
+      if (rule.recipientKey === undefined) continue;
+      const material = JSON.stringify([
+        rule.recipientKey.kty,
+        rule.recipientKey.crv,
+        rule.recipientKey.x,
+        rule.recipientKey.y,
+      ]);
+      const seen = keysByKid.get(rule.recipientKey.kid);
+      if (seen !== undefined && seen !== material)
+        throw new PolicyError(
+          `access policy is invalid: rules[${index}].recipientKey: kid ${JSON.stringify(rule.recipientKey.kid)} already names a different key`,
+        );
+      keysByKid.set(rule.recipientKey.kid, material);
+    }
+    return new AccessPolicy(rules.map(compileRule));
   }
 
-  static async load(path: string): Promise<AccessPolicy> {
+  static async load(path: string, options: PolicyOptions = {}): Promise<AccessPolicy> {
     let text: string;
     try {
       text = await readFile(path, 'utf8');
@@ -48,7 +83,7 @@ export class AccessPolicy {
       throw new PolicyError(`access policy ${path} is not valid JSON (${(error as Error).message})`);
     }
     try {
-      return AccessPolicy.fromJson(json);
+      return AccessPolicy.fromJson(json, options);
     } catch (error) {
       if (error instanceof PolicyError)
         throw new PolicyError(error.message.replace('access policy', `access policy ${path}`));
@@ -88,6 +123,21 @@ export class AccessPolicy {
     return { allGroups: false, globs: [...new Set(granting.flatMap((rule) => rule.groupGlobs ?? []))] };
   }
 
+  /**
+   * The keys a secret read by this principal on this group must be encrypted to: the recipientKeys
+   * of the rules granting provision-secret:read there, in file order, without repeats. Empty means
+   * plaintext JSON. A keyed rule wins over a keyless one that also matches: the encrypted path is
+   * never downgraded by a broader rule.
+   */
+  recipientKeysFor(principal: Principal, groupId: string): RecipientKey[] {
+    const keys: RecipientKey[] = [];
+    for (const rule of this.rulesGranting(principal, 'provision-secret:read')) {
+      if (rule.recipientKey === undefined || !coversGroup(rule, groupId)) continue;
+      if (!keys.some((key) => key.kid === rule.recipientKey?.kid)) keys.push(rule.recipientKey);
+    }
+    return keys;
+  }
+
   private rulesGranting(principal: Principal, permission: Permission): CompiledRule[] {
     return this.rules.filter(
       (rule) =>
@@ -116,6 +166,7 @@ function compileRule(rule: PolicyRule): CompiledRule {
     permissions: new Set(rule.permissions),
     groupMatchers: rule.groups?.map(compileGroupGlob),
     groupGlobs: rule.groups === undefined || rule.groups.some(coversEveryGroup) ? undefined : rule.groups,
+    recipientKey: rule.recipientKey === undefined ? undefined : toRecipientKey(rule.recipientKey),
   };
 }
 

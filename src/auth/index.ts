@@ -1,5 +1,5 @@
 /** The auth module: who is calling (token-verifier) and what they may do (access-policy). */
-export { AccessPolicy } from './access-policy';
+export { AccessPolicy, type PolicyOptions } from './access-policy';
 export { parseBearerHeader } from './bearer-header';
 export { ALLOWED_ALGORITHMS } from './compact-token';
 export { DEV_ISSUER, devTrustedIssuer, ensureDevSigner, type DevSigner, type DevSignerOptions } from './dev-signer';
@@ -14,6 +14,7 @@ export { GROUP_ID_PATTERN } from './group-glob';
 export { JWKS_DEFAULTS, type JwksSource } from './key-sets';
 export { PERMISSIONS, type Permission } from './permissions';
 export type { Principal } from './principal';
+export type { RecipientKey } from './recipient-key';
 export {
   createTokenVerifier,
   DEFAULT_AUDIENCE,

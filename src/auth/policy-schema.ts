@@ -1,7 +1,9 @@
 /** The AUTH_POLICY_FILE format, validated with zod. Unknown members are errors: a typo must not silently widen or narrow access. */
+import type { JWK } from 'jose';
 import { z } from 'zod';
 import { isGroupGlob } from './group-glob';
 import { PERMISSIONS } from './permissions';
+import { recipientKeyProblem } from './recipient-key';
 
 const MAX_SUBJECT_LENGTH = 512;
 
@@ -37,6 +39,14 @@ const groupPattern = z
   .string({ error: mustBe('a string') })
   .refine(isGroupGlob, 'must be a group id glob: A-Z a-z 0-9 . _ : - and the wildcards * ?, 1..128 characters');
 
+/** A public JWK, checked by recipientKeyProblem (one clear message per way it can be wrong). */
+const recipientKey = z.unknown().transform((value, context) => {
+  const problem = recipientKeyProblem(value);
+  if (problem === undefined) return value as JWK & { kid: string };
+  context.addIssue({ code: 'custom', message: problem });
+  return z.NEVER;
+});
+
 const rule = z
   .strictObject(
     {
@@ -52,6 +62,7 @@ const rule = z
         .array(groupPattern, { error: mustBe('an array of group patterns') })
         .min(1, 'must list at least one group pattern (leave "groups" out to cover all groups)')
         .optional(),
+      recipientKey: recipientKey.optional(),
     },
     { error: mustBe('an object') },
   )
@@ -59,7 +70,15 @@ const rule = z
   .refine((candidate) => candidate.subject !== '*' || candidate.issuer !== undefined, {
     message: 'subject "*" matches everyone and needs an "issuer" to say whose everyone',
     path: ['subject'],
-  });
+  })
+  // A key on a rule that cannot read secrets would suggest protection that is not there.
+  .refine(
+    (candidate) => candidate.recipientKey === undefined || candidate.permissions.includes('provision-secret:read'),
+    {
+      message: 'only a rule that grants provision-secret:read may carry a recipientKey',
+      path: ['recipientKey'],
+    },
+  );
 
 export const policyFileSchema = z.strictObject(
   {

@@ -50,3 +50,8 @@ export class InvalidBindingContextError extends CryptoError {
 export class SecretTooLargeError extends CryptoError {
   readonly code = 'secret_too_large';
 }
+
+/** A key offered as a worker's recipient key is not EC P-256 or X25519 public key material. */
+export class InvalidRecipientKeyError extends CryptoError {
+  readonly code = 'invalid_recipient_key';
+}

@@ -10,6 +10,7 @@ export { KEK_ID_LENGTH_BYTES, KEK_LENGTH_BYTES, importKek, importKekFromHex, isK
 export type { KeyEncryptionKey } from './kek';
 export { Keyring } from './keyring';
 export type { KeyringEntry } from './keyring';
+export { encryptForRecipient, type SecretRecipient } from './recipient-jwe';
 export { systemRandom } from './random';
 export type { RandomSource } from './random';
 export {
@@ -18,6 +19,7 @@ export {
   InvalidBindingContextError,
   InvalidKekError,
   InvalidKeyringError,
+  InvalidRecipientKeyError,
   KekUnavailableError,
   MalformedEnvelopeError,
   SecretTooLargeError,

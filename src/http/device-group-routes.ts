@@ -6,7 +6,9 @@ import { Router, type Request, type Response } from 'express';
 import type { DeviceGroupMetadata } from '../store/device-group-store';
 import type { DeviceGroupService } from '../service/device-group-service';
 import type { ServiceMetrics } from '../metrics/service-metrics';
-import { actorOf, authenticate, authorize, type AuthDeps } from './auth-middleware';
+import type { RecipientKey } from '../auth';
+import { JWE_MEDIA_TYPE, RECIPIENT_THUMBPRINT_HEADER, THUMBPRINT_PATTERN } from '../protocol/secret-answer';
+import { actorOf, authenticate, authorize, principalOf, type AuthDeps } from './auth-middleware';
 import { problems } from './problem';
 import type { SecretReadRateLimiter } from './rate-limit';
 import { createDeviceGroupBody, groupIdSchema, listDeviceGroupsQuery, rotateSecretBody } from './schemas';
@@ -47,6 +49,34 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
   const bodyGroup = (req: Request) => groupIdSchema.safeParse((req.body as { id?: unknown } | undefined)?.id).data;
 
   router.use('/v1', authenticate(auth));
+
+  /**
+   * The registered key to encrypt this read to, or undefined for plaintext JSON (no granting rule
+   * has a key). The worker may name one of its keys by thumbprint (needed while two are registered);
+   * naming a key that is not registered for it is refused, never answered with another key or in JSON.
+   */
+  async function chooseRecipient(req: Request, res: Response, groupId: string): Promise<RecipientKey | undefined> {
+    const keys = auth.policy.recipientKeysFor(principalOf(res), groupId);
+    const named = req.header(RECIPIENT_THUMBPRINT_HEADER);
+    if (keys.length === 0) return undefined;
+    if (named === undefined) return keys[0];
+    if (!THUMBPRINT_PATTERN.test(named))
+      throw problems.badRequest(
+        `${RECIPIENT_THUMBPRINT_HEADER} must be a base64url SHA-256 JWK thumbprint (43 characters)`,
+      );
+    for (const key of keys) if ((await key.thumbprint()) === named) return key;
+    deps.metrics.secretReads.inc({ outcome: 'denied' });
+    await auth.audit.record({
+      ...actorOf(req, res),
+      action: 'provision-secret.read',
+      groupId,
+      secretVersion: null,
+      kekId: null,
+      outcome: 'denied',
+      reason: 'recipient_key_not_registered',
+    });
+    throw problems.recipientKeyNotRegistered();
+  }
 
   router.post(
     '/v1/device-groups',
@@ -103,9 +133,15 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
       const id = groupIdParam(req);
       res.setHeader('Cache-Control', 'no-store');
       res.setHeader('Pragma', 'no-cache');
+      const recipient = await chooseRecipient(req, res, id);
       try {
-        const secret = await service.readSecret(id, actorOf(req, res));
+        const answer = await service.readSecret(id, actorOf(req, res), recipient);
         deps.metrics.secretReads.inc({ outcome: 'ok' });
+        if (answer.kind === 'jwe') {
+          res.type(JWE_MEDIA_TYPE).send(answer.jwe);
+          return;
+        }
+        const { secret } = answer;
         res.json({ id: secret.id, provisionSecret: secret.provisionSecret, secretVersion: secret.secretVersion });
       } catch (error) {
         deps.metrics.secretReads.inc({ outcome: 'error' });

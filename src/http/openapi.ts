@@ -26,6 +26,15 @@ import {
   provisionSecretResponseSchema,
   rotateSecretBody,
 } from './schemas';
+import {
+  GROUP_HEADER_PARAMETER,
+  JWE_MEDIA_TYPE,
+  RECIPIENT_THUMBPRINT_HEADER,
+  SECRET_JWE_ALG,
+  SECRET_JWE_ENC,
+  THUMBPRINT_PATTERN,
+  VERSION_HEADER_PARAMETER,
+} from '../protocol/secret-answer';
 
 /** A JSON Schema (2020-12) object. Structure is checked against the official OpenAPI 3.1 meta-schema in the tests. */
 type Schema = { properties?: Record<string, unknown>; required?: string[]; [keyword: string]: unknown };
@@ -246,16 +255,40 @@ export const openApiDocument: OpenApiObject = {
         summary: 'Read the provision secret (the only response that carries one)',
         description:
           'Requires `provision-secret:read` on the group; rate-limited per identity (SECRET_READ_RATE_LIMIT_PER_MINUTE). The audit record is committed before the secret is sent; ' +
-          'if it cannot be, or the stored envelope cannot be opened, the answer is an error without the secret.',
+          'if it cannot be, or the stored envelope cannot be opened, the answer is an error without the secret.\n\n' +
+          `When a rule granting the read carries a \`recipientKey\`, the answer is \`${JWE_MEDIA_TYPE}\`: a compact JWE (\`alg\` ${SECRET_JWE_ALG}, \`enc\` ${SECRET_JWE_ENC}) ` +
+          `encrypted to that key, whose protected header carries \`kid\`, \`${GROUP_HEADER_PARAMETER}\` (the group id) and \`${VERSION_HEADER_PARAMETER}\` (the secret version), ` +
+          'and whose plaintext is the JSON answer. The Accept header does not change this: a keyed rule is never answered in plaintext. Otherwise the answer is the JSON.',
+        parameters: [
+          {
+            name: RECIPIENT_THUMBPRINT_HEADER,
+            in: 'header',
+            required: false,
+            description:
+              'Which of your registered keys to encrypt to (RFC 7638 SHA-256 thumbprint of its public JWK); needed while two are registered. Default: the first in policy order. A key not registered for you is a 403.',
+            schema: { type: 'string', pattern: THUMBPRINT_PATTERN.source },
+          },
+        ],
         responses: {
-          '200': jsonResponse(
-            'SECRET-BEARING: the plaintext provision secret. Never cache or log this response.',
-            schemaRef('ProvisionSecret'),
-            {
+          '200': {
+            description:
+              'SECRET-BEARING: the provision secret, as plaintext JSON or as a JWE to the registered key. Never cache or log this response.',
+            headers: {
+              'X-Request-Id': headerRef('RequestId'),
               'Cache-Control': headerRef('NoStore'),
               Pragma: headerRef('PragmaNoCache'),
             },
-          ),
+            content: {
+              [JSON_CONTENT]: { schema: schemaRef('ProvisionSecret') },
+              [JWE_MEDIA_TYPE]: {
+                schema: {
+                  type: 'string',
+                  description: 'Compact JWE: five base64url parts joined by dots (the encrypted key is not empty)',
+                  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
+                },
+              },
+            },
+          },
           ...v1Errors('400', '404', '429'),
           '500': problemResponse(
             'Server fault, or the stored envelope cannot be opened (tampered, moved between rows, KEK missing); audited with outcome error',

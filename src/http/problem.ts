@@ -43,6 +43,13 @@ export const problems = {
     }),
   forbidden: () =>
     new HttpProblem(403, 'forbidden', 'Forbidden', 'The token does not grant this action on this resource.'),
+  recipientKeyNotRegistered: () =>
+    new HttpProblem(
+      403,
+      'recipient-key-not-registered',
+      'Recipient Key Not Registered',
+      'The key named by Provsec-Recipient-Thumbprint is not registered for this identity and group.',
+    ),
   notFound: (detail = 'No such resource.') => new HttpProblem(404, 'not-found', 'Not Found', detail),
   methodNotAllowed: (allowed: readonly string[]) =>
     new HttpProblem(405, 'method-not-allowed', 'Method Not Allowed', `Allowed methods: ${allowed.join(', ')}.`, {

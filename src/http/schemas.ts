@@ -92,6 +92,11 @@ export const auditEventSchema = z.strictObject({
   outcome: z.enum(AUDIT_OUTCOMES),
   reason: z.string().nullable(),
   clientAddress: z.string().nullable(),
+  secretDelivery: z
+    .enum(['json', 'jwe'])
+    .nullable()
+    .describe('On a provision-secret.read that released the secret: plaintext JSON, or a JWE to recipientKid'),
+  recipientKid: z.string().nullable().describe('The kid of the worker key a JWE answer was encrypted to'),
 });
 
 export const auditEventPageSchema = z.strictObject({

@@ -6,7 +6,14 @@
  * Plaintext handling: the request and response bodies are JS strings, which cannot be wiped; the
  * Buffers made from them here are zeroed as soon as they are sealed, compared or encoded.
  */
-import { CryptoError, openSecret, sealSecret, type Keyring } from '../crypto';
+import {
+  CryptoError,
+  encryptForRecipient,
+  openSecret,
+  sealSecret,
+  type Keyring,
+  type SecretRecipient,
+} from '../crypto';
 import type { KeySource } from '../keys/key-source';
 import type { AuditEventInput, AuditLog } from '../audit/audit-log';
 import type { Actor } from '../audit/audit-sql';
@@ -19,6 +26,7 @@ import {
   StoredSecretUnreadableError,
 } from './errors';
 import { secretsEqual } from './secret-comparison';
+import type { ProvisionSecretAnswer } from '../protocol/secret-answer';
 
 export type { Actor };
 
@@ -34,11 +42,12 @@ export interface CreateResult {
   readonly group: DeviceGroupMetadata;
 }
 
-export interface ProvisionSecret {
-  readonly id: string;
-  readonly provisionSecret: string;
-  readonly secretVersion: number;
-}
+export type ProvisionSecret = ProvisionSecretAnswer;
+
+/** A read's answer: today's JSON, or that JSON sealed as a compact JWE to the worker's registered key. */
+export type SecretAnswer =
+  | { readonly kind: 'json'; readonly secret: ProvisionSecret }
+  | { readonly kind: 'jwe'; readonly jwe: string; readonly recipientKid: string };
 
 export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
   const { store, audit, keys } = deps;
@@ -164,12 +173,17 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     },
 
     /**
-     * The only way a plaintext secret leaves the service. The audit record is committed in the
-     * same statement that fetches the envelope, before decryption; a failure to open adds an
-     * `error` record and releases nothing.
+     * The only way a secret leaves the service: as JSON, or, when the authorizing rule registered
+     * the worker's key (`recipient`), only inside a JWE to that key. The audit record (with how it
+     * is delivered) is committed in the same statement that fetches the envelope, before
+     * decryption; a failure to open or to encrypt adds an `error` record and releases nothing.
      */
-    async readSecret(id: string, actor: Actor): Promise<ProvisionSecret> {
-      const row = await audit.fetchForSecretRead(id, actor);
+    async readSecret(id: string, actor: Actor, recipient?: SecretRecipient): Promise<SecretAnswer> {
+      const row = await audit.fetchForSecretRead(
+        id,
+        actor,
+        recipient === undefined ? { kind: 'json' } : { kind: 'jwe', recipientKid: recipient.kid },
+      );
       if (!row) {
         await audit.record(
           event(actor, { action: 'provision-secret.read', groupId: id, outcome: 'error', reason: 'not_found' }),
@@ -178,12 +192,8 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
       }
       // The read's own statement already recorded this refusal (reason stale_envelope).
       if (!row.envelopeIsCurrent) throw staleEnvelopeError(row.id);
-      let plaintext: Uint8Array;
-      try {
-        plaintext = await openStored(row);
-      } catch (error) {
-        const reason = error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error';
-        await audit.record(
+      const failed = async (reason: string): Promise<void> =>
+        audit.record(
           event(actor, {
             action: 'provision-secret.read',
             groupId: id,
@@ -193,14 +203,33 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
             kekId: row.kekId,
           }),
         );
+      let plaintext: Uint8Array;
+      try {
+        plaintext = await openStored(row);
+      } catch (error) {
+        await failed(error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error');
         throw error;
       }
       try {
-        return {
+        const secret: ProvisionSecret = {
           id: row.id,
           provisionSecret: Buffer.from(plaintext).toString('utf8'),
           secretVersion: row.secretVersion,
         };
+        if (recipient === undefined) return { kind: 'json', secret };
+        const answerBytes = Buffer.from(JSON.stringify(secret), 'utf8');
+        try {
+          const jwe = await encryptForRecipient(answerBytes, recipient, {
+            groupId: row.id,
+            secretVersion: row.secretVersion,
+          });
+          return { kind: 'jwe', jwe, recipientKid: recipient.kid };
+        } catch (error) {
+          await failed(error instanceof CryptoError ? error.code : 'jwe_encryption_failed');
+          throw error;
+        } finally {
+          answerBytes.fill(0);
+        }
       } finally {
         plaintext.fill(0);
       }

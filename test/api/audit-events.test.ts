@@ -180,6 +180,9 @@ describe('what is recorded', () => {
       'outcome',
       'reason',
       'client_address',
+      // How a secret read was delivered, and to which worker key id: never the key itself.
+      'secret_delivery',
+      'recipient_kid',
     ]);
   });
 

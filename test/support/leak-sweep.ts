@@ -2,8 +2,9 @@
  * The secret leak sweep: after a workload, search every log line, every table row and every
  * response body it produced for the bytes of every secret it stored (and every KEK it used).
  * Invariant it checks: a provision secret leaves the service only in the `provisionSecret` field of
- * a 200 answer to GET /v1/device-groups/<id>/provision-secret, for that group's own secret; a KEK
- * never leaves at all. Everywhere else, any encoding of those bytes is a finding.
+ * a 200 JSON answer to GET /v1/device-groups/<id>/provision-secret, for that group's own secret (a
+ * JWE answer must not show it in any form); a KEK never leaves at all. Everywhere else, any
+ * encoding of those bytes is a finding.
  *
  * The evidence is the real thing: captured log text (svc.logs(), a child's stdout), bodies as
  * the client received them, and `row_to_json` of every table in the database.
@@ -35,6 +36,8 @@ export interface SweepReport {
   readonly counts: { secrets: number; responses: number; authorizedReads: number; logLines: number; tableRows: number };
 }
 
+/** A compact JWE answer: searched like any other body, since the secret must not show through it. */
+const COMPACT_JWE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){4}$/;
 const SECRET_READ_PATH = /^\/v1\/device-groups\/([^/?]+)\/provision-secret(?:\?.*)?$/;
 
 /**
@@ -134,6 +137,10 @@ export class LeakEvidence {
         continue;
       }
       authorizedReads += 1;
+      if (COMPACT_JWE.test(response.body)) {
+        haystacks.push({ source, text: response.body });
+        continue;
+      }
       let parsed: Record<string, unknown>;
       try {
         parsed = JSON.parse(response.body) as Record<string, unknown>;

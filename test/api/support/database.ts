@@ -13,6 +13,8 @@ export interface AuditRow {
   outcome: string;
   reason: string | null;
   client_address: string | null;
+  secret_delivery: 'json' | 'jwe' | null;
+  recipient_kid: string | null;
 }
 
 /** Every row of ota_groups, envelope bytes included (hex), in id order: compare before/after to prove nothing changed. */
@@ -30,7 +32,8 @@ export async function auditRowsFor(
 ): Promise<AuditRow[]> {
   const entries = Object.entries(where);
   const result = await pool.query<AuditRow>(
-    `SELECT id::text, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address
+    `SELECT id::text, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address,
+            secret_delivery, recipient_kid
        FROM audit_events ${entries.length ? `WHERE ${entries.map(([column], index) => `${column} = $${index + 1}`).join(' AND ')}` : ''} ORDER BY id`,
     entries.map(([, value]) => value),
   );

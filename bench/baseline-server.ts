@@ -3,9 +3,9 @@
  * endpoints and nothing else: no token check, policy, rate limit, crypto, validation, logging or
  * metrics. What the service costs beyond this is what its security and operability cost.
  *
- * The SQL is the service's own (createAuditLog, createDeviceGroupStore), so it cannot drift:
+ * The SQL is the service's own (createDeviceGroupStore), so it cannot drift:
  *   GET  .../provision-secret  the one statement that SELECTs the row and INSERTs its audit
- *                              record (fetchForSecretRead)
+ *                              record (store.findForSecretRead)
  *   POST /v1/device-groups     the one statement that INSERTs into ota_groups, with envelope
  *                              bytes of the real size, and its audit record (store.insert), as
  *                              the service does for a new id
@@ -19,7 +19,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import pino from 'pino';
-import { createAuditLog } from '../src/audit/audit-log';
 import { createPool } from '../src/db/pool';
 import { createDeviceGroupStore } from '../src/store/device-group-store';
 import { toMetadataJson } from '../src/http/device-group-routes';
@@ -43,7 +42,6 @@ function main(): void {
 
   // The service's pool factory, so pool size, timeouts and application name match.
   const pool = createPool({ connectionString: requiredEnv('DATABASE_URL'), max: poolMax }, pino({ level: 'warn' }));
-  const audit = createAuditLog(pool);
   const store = createDeviceGroupStore(pool);
 
   const app = express();
@@ -64,7 +62,7 @@ function main(): void {
 
   app.get('/v1/device-groups/:id/provision-secret', async (req: Request, res: Response) => {
     const id = String(req.params.id);
-    const row = await audit.fetchForSecretRead(id, actorFor(req), { kind: 'json' });
+    const row = await store.findForSecretRead(id, actorFor(req), { kind: 'json' });
     if (!row) {
       res.status(404).json({ status: 404, title: 'Not Found' });
       return;

@@ -6,9 +6,9 @@
 import type { Pool } from 'pg';
 import { pendingMigrations, type MigrationFile } from './db/migrate';
 import type { ReadinessCheck } from './http/health-routes';
-import { keyStatus } from './http/keys-routes';
 import type { KeySource } from './keys';
 import type { KekUsageCounter } from './rotation/kek-usage';
+import { keyStatus } from './service/key-status';
 
 export function databaseCheck(pool: Pick<Pool, 'query'>): ReadinessCheck {
   return {

@@ -5,8 +5,6 @@
  */
 import type { Pool } from 'pg';
 import { groupGlobToSqlLike, type GroupScope } from '../auth/group-glob';
-import { STORED_COLUMNS, toStored, type StoredDeviceGroup } from '../store/device-group-store';
-import { STALE_ENVELOPE_REASON } from '../store/secret-history-sql';
 import { AUDIT_INSERT_COLUMNS as INSERT_COLUMNS, type Actor } from './audit-sql';
 
 export type AuditAction =
@@ -114,49 +112,6 @@ export function createAuditLog(pool: Pool) {
         `INSERT INTO audit_events (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         insertParameters(event),
       );
-    },
-
-    /**
-     * Fetches a group's stored envelope AND commits its `provision-secret.read` audit record in one
-     * statement (one round trip): the record exists before any plaintext can. If opening the
-     * envelope then fails, the caller appends an `error` record for the same request id.
-     * The same statement checks the envelope against provsec's secret history: a stale one
-     * (rolled back, or another incarnation's) is recorded as an `error` with reason
-     * stale_envelope instead, and comes back with envelopeIsCurrent false, not to be opened.
-     * Otherwise the record says how the secret will be delivered (JSON, or a JWE to which kid).
-     * Returns undefined, with nothing recorded, when the group has no stored secret.
-     */
-    async fetchForSecretRead(
-      groupId: string,
-      actor: Actor,
-      delivery: SecretDelivery,
-    ): Promise<StoredDeviceGroup | undefined> {
-      const result = await pool.query<Parameters<typeof toStored>[0]>(
-        `WITH grp AS (
-           SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL
-         ), audit AS (
-           INSERT INTO audit_events (${INSERT_COLUMNS}, secret_delivery, recipient_kid)
-           SELECT $2, $3, $4, 'provision-secret.read', grp.id, grp.secret_version, grp.kek_id,
-                  CASE WHEN grp.envelope_is_current THEN 'ok' ELSE 'error' END,
-                  CASE WHEN grp.envelope_is_current THEN NULL ELSE '${STALE_ENVELOPE_REASON}' END, $5,
-                  CASE WHEN grp.envelope_is_current THEN $6::text END,
-                  CASE WHEN grp.envelope_is_current THEN $7::text END
-             FROM grp
-           RETURNING id
-         )
-         SELECT grp.* FROM grp, audit`,
-        [
-          groupId,
-          actor.requestId,
-          actor.actorIssuer,
-          actor.actorSubject,
-          actor.clientAddress,
-          delivery.kind,
-          delivery.kind === 'jwe' ? delivery.recipientKid : null,
-        ],
-      );
-      const row = result.rows[0];
-      return row ? toStored(row) : undefined;
     },
 
     async query(filter: AuditQuery): Promise<AuditEvent[]> {

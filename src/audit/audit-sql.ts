@@ -13,16 +13,28 @@ export interface Actor {
   readonly clientAddress: string | null;
 }
 
+/** The outcome and reason columns of a record, as SQL over the source row (fixed text from our code). */
+export interface AuditResultSql {
+  readonly outcome: string;
+  readonly reason: string;
+  /** How a secret read was delivered (secret_delivery, recipient_kid): provision-secret.read only. */
+  readonly delivery?: { readonly secretDelivery: string; readonly recipientKid: string };
+}
+
+const OK: AuditResultSql = { outcome: "'ok'", reason: 'NULL' };
+
 /**
- * A data-modifying CTE named `audit` that records `action` with outcome ok for every row of the CTE
- * `source` (which must expose id, secret_version and kek_id). `first` is the number of the first
- * of the four actor parameters; `action` is a fixed literal from our code, never input.
+ * A data-modifying CTE named `audit` that records `action` for every row of the CTE `source` (which
+ * must expose id, secret_version and kek_id), with outcome ok unless `result` computes it from the
+ * row. `first` is the number of the first of the four actor parameters; `action` and `result` are
+ * fixed text from our code, never input.
  */
-export function auditCte(source: string, action: string, reason: string | null, first: number): string {
-  const reasonSql = reason === null ? 'NULL' : `'${reason}'`;
+export function auditCte(source: string, action: string, first: number, result: AuditResultSql = OK): string {
+  const { delivery } = result;
   return `audit AS (
-    INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
-    SELECT $${first}, $${first + 1}, $${first + 2}, '${action}', ${source}.id, ${source}.secret_version, ${source}.kek_id, 'ok', ${reasonSql}, $${first + 3}
+    INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}${delivery ? ', secret_delivery, recipient_kid' : ''})
+    SELECT $${first}, $${first + 1}, $${first + 2}, '${action}', ${source}.id, ${source}.secret_version, ${source}.kek_id,
+           ${result.outcome}, ${result.reason}, $${first + 3}${delivery ? `, ${delivery.secretDelivery}, ${delivery.recipientKid}` : ''}
       FROM ${source}
   )`;
 }

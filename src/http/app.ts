@@ -1,6 +1,6 @@
 /**
  * The express application: security headers, request ids, request logging, metrics, the JSON body
- * rules, the routers main.ts hands in, and one error handler. No I/O of its own.
+ * rules, the routers runtime.ts hands in, and one error handler. No I/O of its own.
  */
 import express, { type Router } from 'express';
 import helmet from 'helmet';

@@ -6,7 +6,7 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import type { KeyStatusEntry } from './keys-routes';
+import type { KeyStatusEntry } from '../service/key-status';
 import { MAX_SECRET_LENGTH_BYTES } from '../crypto';
 import { KEY_SOURCE_KINDS, KEY_SOURCE_STATES } from '../keys/key-source';
 import { JSON_BODY_LIMIT_BYTES } from './error-handler';
@@ -47,7 +47,7 @@ const schemaRef = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const responseRef = (name: string) => ({ $ref: `#/components/responses/${name}` });
 const headerRef = (name: string) => ({ $ref: `#/components/headers/${name}` });
 
-/** GET /v1/keys (keys-routes.ts keyStatus()); typed against KeyStatusEntry so a renamed field fails to compile. */
+/** GET /v1/keys (service/key-status.ts keyStatus()); typed against KeyStatusEntry so a renamed field fails to compile. */
 const keyStatusEntrySchema: z.ZodType<KeyStatusEntry> = z.strictObject({
   kekId: kekIdSchema,
   versionLabel: z.number().int().nullable(),

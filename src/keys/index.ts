@@ -1,4 +1,4 @@
-/** Public surface of the key sources; main.ts and the crypto service import from here. */
+/** Public surface of the key sources; runtime.ts and the readiness checks import from here. */
 export { createKeySource } from './create-key-source';
 export type {
   DevKeySourceConfig,

@@ -47,7 +47,7 @@ export interface KeySource {
   stop(): Promise<void>;
 }
 
-/** Collaborators injected by main.ts (no globals). */
+/** Collaborators injected by runtime.ts (no globals). */
 export interface KeySourceDeps {
   readonly logger: Logger;
   readonly registry: Registry;

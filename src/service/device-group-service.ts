@@ -32,7 +32,7 @@ export type { Actor };
 
 export interface DeviceGroupServiceDeps {
   readonly store: DeviceGroupStore;
-  readonly audit: Pick<AuditLog, 'record' | 'fetchForSecretRead'>;
+  readonly audit: Pick<AuditLog, 'record'>;
   readonly keys: Pick<KeySource, 'currentKeyring' | 'keyringFor'>;
 }
 
@@ -179,7 +179,7 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
      * decryption; a failure to open or to encrypt adds an `error` record and releases nothing.
      */
     async readSecret(id: string, actor: Actor, recipient?: SecretRecipient): Promise<SecretAnswer> {
-      const row = await audit.fetchForSecretRead(
+      const row = await store.findForSecretRead(
         id,
         actor,
         recipient === undefined ? { kind: 'json' } : { kind: 'jwe', recipientKid: recipient.kid },

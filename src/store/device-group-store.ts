@@ -8,12 +8,14 @@
  * (secret-history-sql.ts), which is what lets a read tell a rolled-back envelope from the current one.
  */
 import type { Pool } from 'pg';
+import type { SecretDelivery } from '../audit/audit-log';
 import { actorParameters, auditCte, type Actor } from '../audit/audit-sql';
 import {
   envelopeIsCurrentSql,
   FINGERPRINT_COLUMN,
   recordDeletionCte,
   recordStoredEnvelopeCte,
+  STALE_ENVELOPE_REASON,
 } from './secret-history-sql';
 
 export interface DeviceGroupMetadata {
@@ -52,10 +54,10 @@ interface DeviceGroupRow {
 
 const METADATA_COLUMNS = 'id, name, secret_version, kek_id, created_at, updated_at';
 /** Every column a secret read needs, from ota_groups row `g`, with the rollback check's verdict. */
-export const STORED_COLUMNS = `g.id, g.name, g.secret_version, g.kek_id, g.created_at, g.updated_at, g.kek_version,
+const STORED_COLUMNS = `g.id, g.name, g.secret_version, g.kek_id, g.created_at, g.updated_at, g.kek_version,
   g.provision_secret_envelope, ${envelopeIsCurrentSql('g')} AS envelope_is_current`;
 
-export function toMetadata(
+function toMetadata(
   row: Pick<DeviceGroupRow, 'id' | 'name' | 'secret_version' | 'kek_id' | 'created_at' | 'updated_at'>,
 ): DeviceGroupMetadata {
   return {
@@ -68,7 +70,7 @@ export function toMetadata(
   };
 }
 
-export function toStored(row: DeviceGroupRow): StoredDeviceGroup {
+function toStored(row: DeviceGroupRow): StoredDeviceGroup {
   return {
     ...toMetadata(row),
     envelope: row.provision_secret_envelope,
@@ -99,7 +101,7 @@ export function createDeviceGroupStore(pool: Pool) {
                  secret_version = 1, updated_at = now()
              WHERE ota_groups.provision_secret_envelope IS NULL
            RETURNING ${METADATA_COLUMNS}, ${FINGERPRINT_COLUMN}
-         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'device-group.create', null, 6)}
+         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'device-group.create', 6)}
          SELECT * FROM written`,
         [
           group.id,
@@ -118,6 +120,39 @@ export function createDeviceGroupStore(pool: Pool) {
       const result = await pool.query<DeviceGroupRow>(
         `SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL`,
         [id],
+      );
+      const row = result.rows[0];
+      return row ? toStored(row) : undefined;
+    },
+
+    /**
+     * Fetches a group's stored envelope AND commits its `provision-secret.read` audit record in one
+     * statement (one round trip): the record exists before any plaintext can. If opening the
+     * envelope then fails, the caller appends an `error` record for the same request id.
+     * The same statement checks the envelope against provsec's secret history: a stale one
+     * (rolled back, or another incarnation's) is recorded as an `error` with reason
+     * stale_envelope instead, and comes back with envelopeIsCurrent false, not to be opened.
+     * Otherwise the record says how the secret will be delivered (JSON, or a JWE to which kid).
+     * Returns undefined, with nothing recorded, when the group has no stored secret.
+     */
+    async findForSecretRead(
+      id: string,
+      actor: Actor,
+      delivery: SecretDelivery,
+    ): Promise<StoredDeviceGroup | undefined> {
+      const result = await pool.query<DeviceGroupRow>(
+        `WITH grp AS (
+           SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL
+         ), ${auditCte('grp', 'provision-secret.read', 2, {
+           outcome: `CASE WHEN grp.envelope_is_current THEN 'ok' ELSE 'error' END`,
+           reason: `CASE WHEN grp.envelope_is_current THEN NULL ELSE '${STALE_ENVELOPE_REASON}' END`,
+           delivery: {
+             secretDelivery: 'CASE WHEN grp.envelope_is_current THEN $6::text END',
+             recipientKid: 'CASE WHEN grp.envelope_is_current THEN $7::text END',
+           },
+         })}
+         SELECT * FROM grp`,
+        [id, ...actorParameters(actor), delivery.kind, delivery.kind === 'jwe' ? delivery.recipientKid : null],
       );
       const row = result.rows[0];
       return row ? toStored(row) : undefined;
@@ -151,7 +186,7 @@ export function createDeviceGroupStore(pool: Pool) {
                   secret_version = secret_version + 1, updated_at = now()
             WHERE id = $1 AND secret_version = $2 AND provision_secret_envelope IS NOT NULL
             RETURNING ${METADATA_COLUMNS}, ${FINGERPRINT_COLUMN}
-         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'provision-secret.rotate', null, 6)}
+         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'provision-secret.rotate', 6)}
          SELECT * FROM written`,
         [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion, ...actorParameters(actor)],
       );
@@ -167,7 +202,7 @@ export function createDeviceGroupStore(pool: Pool) {
       const result = await pool.query<DeviceGroupRow>(
         `WITH written AS (
            DELETE FROM ota_groups WHERE id = $1 AND provision_secret_envelope IS NOT NULL RETURNING ${METADATA_COLUMNS}
-         ), ${recordDeletionCte('written')}, ${auditCte('written', 'device-group.delete', null, 2)}
+         ), ${recordDeletionCte('written')}, ${auditCte('written', 'device-group.delete', 2)}
          SELECT * FROM written`,
         [id, ...actorParameters(actor)],
       );

@@ -6,6 +6,7 @@
  * and rotate the worker identities' tokens; creations send a new group id each time. Latencies
  * are kept per response at sub-millisecond resolution (autocannon's own histogram is in whole ms).
  */
+import { inspect } from 'node:util';
 import autocannon from 'autocannon';
 import { summarizeLatencies, type LatencySummaryMs } from './latency';
 
@@ -87,7 +88,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
         timeout: 10,
       },
       (error: unknown, finished: autocannon.Result) =>
-        error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(finished),
+        error ? reject(error instanceof Error ? error : new Error(inspect(error))) : resolve(finished),
     );
     instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
       statusCounts[statusCode] = (statusCounts[statusCode] ?? 0) + 1;

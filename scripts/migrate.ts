@@ -37,4 +37,12 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code));
+// Errors the function does not turn into an exit code (a failed pool or Postgres shutdown) still end the Job
+// with a failure and their message, not an unhandled rejection.
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`provsec migrate: ${(error as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -79,7 +79,13 @@ if (require.main === module) {
   runTokenCommand(process.argv.slice(2), process.env, {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
-  }).then((code) => {
-    process.exitCode = code;
-  });
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`provsec token: ${(error as Error).message}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -35,16 +35,18 @@ export function migrationsCheck(pool: Pick<Pool, 'query'>, files: readonly Migra
 export function keyringCheck(keySource: Pick<KeySource, 'status' | 'currentKeyring'>): ReadinessCheck {
   return {
     name: 'keyring',
-    check: async () => {
+    check: () => {
       const status = keySource.status();
       if (!keySource.currentKeyring())
-        return {
+        return Promise.resolve({
           ok: false,
           detail: `no keyring loaded from the ${status.kind} key source${status.lastError ? ` (${status.lastError})` : ''}`,
-        };
-      return status.state === 'degraded'
-        ? { ok: true, detail: `serving the cached keyring; last reload failed: ${status.lastError ?? 'unknown'}` }
-        : { ok: true };
+        });
+      return Promise.resolve(
+        status.state === 'degraded'
+          ? { ok: true, detail: `serving the cached keyring; last reload failed: ${status.lastError ?? 'unknown'}` }
+          : { ok: true },
+      );
     },
   };
 }

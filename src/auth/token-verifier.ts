@@ -5,7 +5,7 @@
  * that issuer is then checked again by jose against the verified payload; a token never supplies
  * its own key; every refusal is an AuthenticationError with a reason, never a raw library error.
  */
-import { jwtVerify } from 'jose';
+import { jwtVerify, type JWTPayload } from 'jose';
 import { ALLOWED_ALGORITHMS, inspectCompactToken } from './compact-token';
 import { AuthConfigError, AuthenticationError } from './errors';
 import { authenticationErrorFrom } from './jose-failure';
@@ -112,7 +112,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       checkType(header.typ as string | undefined, trusted.requiredType);
 
       const currentDate = now();
-      let verifiedClaims;
+      let verifiedClaims: JWTPayload;
       try {
         ({ payload: verifiedClaims } = await jwtVerify(bearerToken, trusted.resolveKey, {
           algorithms: [...ALLOWED_ALGORITHMS],

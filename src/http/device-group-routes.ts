@@ -99,7 +99,7 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
     async (req: Request, res: Response) => {
       const query = parseOr400(listDeviceGroupsQuery, req.query, 'query');
       const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-      const visible = auth.policy.groupFilter(res.locals.principal, 'device-groups:read');
+      const visible = auth.policy.groupFilter(principalOf(res), 'device-groups:read');
       // Collect one visible group more than the page (so we know another page follows), scanning past
       // groups the caller may not read: the cursor is then always a group it can see, never the id of
       // one outside its groups.

@@ -22,7 +22,10 @@ async function runCheck(check: ReadinessCheck): Promise<ReadinessResult> {
   });
   try {
     return await Promise.race([
-      check.check().catch((error: unknown) => ({ ok: false, detail: (error as Error).message })),
+      // Started inside a promise so that a check that throws synchronously reads as "not ready" too.
+      Promise.resolve()
+        .then(() => check.check())
+        .catch((error: unknown) => ({ ok: false, detail: (error as Error).message })),
       timeout,
     ]);
   } finally {

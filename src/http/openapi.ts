@@ -77,7 +77,7 @@ const readinessSchema = z.strictObject({
 /** Drops `$schema`/`$id`: inside an OpenAPI 3.1 document the dialect is already 2020-12. */
 function withoutMetaKeywords(schema: object): Schema {
   const { $schema: _dialect, $id: _id, ...rest } = schema as Record<string, unknown>;
-  return rest as Schema;
+  return rest;
 }
 
 function jsonSchemaOf(schema: z.ZodType, io: JsonSchemaIo): Schema {

@@ -31,7 +31,7 @@ export function createSecretReadRateLimiter(
       const principal = res.locals.principal as Principal;
       return `${principal.issuer}\u0000${principal.subject}`;
     },
-    handler: async (req, res, _next, optionsUsed) => {
+    handler: (req, res, next, optionsUsed) => {
       const resetTime = (req as unknown as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
       const retryAfterSeconds = Math.max(
         1,
@@ -41,16 +41,19 @@ export function createSecretReadRateLimiter(
       deps.metrics.secretReads.inc({ outcome: 'denied' });
       // The raw path id is not validated yet (that happens in the handler): audit only a well-formed one.
       const groupId = typeof req.params.id === 'string' && GROUP_ID_PATTERN.test(req.params.id) ? req.params.id : null;
-      await deps.audit.record({
-        ...actorOf(req, res),
-        action: 'provision-secret.read',
-        groupId,
-        secretVersion: null,
-        kekId: null,
-        outcome: 'denied',
-        reason: 'rate_limited',
-      });
-      sendProblem(res, problems.tooManyRequests(retryAfterSeconds));
+      // The handler's type returns void: the audit write's failure goes to the error handler ourselves
+      // (fail closed, a 500) rather than relying on the library to await what we return.
+      deps.audit
+        .record({
+          ...actorOf(req, res),
+          action: 'provision-secret.read',
+          groupId,
+          secretVersion: null,
+          kekId: null,
+          outcome: 'denied',
+          reason: 'rate_limited',
+        })
+        .then(() => sendProblem(res, problems.tooManyRequests(retryAfterSeconds)), next);
     },
     validate: { trustProxy: false, xForwardedForHeader: false, ip: false },
   });

@@ -45,7 +45,9 @@ export class FileKeySource extends BaseKeySource {
       useFsWatch: options.useFsWatch ?? FILE_SOURCE_DEFAULTS.useFsWatch,
       logger: this.logger,
       hasChanged: () => this.hasChangedSinceLastRead(),
-      onChange: () => this.requestReload(),
+      // reload() records its own failures; this catch only keeps a bug there from becoming an
+      // unhandled rejection (which would end the process) instead of a degraded key source.
+      onChange: () => void this.requestReload().catch((error: unknown) => this.recordFailure(error)),
     });
   }
 

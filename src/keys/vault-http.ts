@@ -75,7 +75,10 @@ export class VaultHttp {
   read(path: string): Promise<VaultReadAnswer> {
     return this.withAuthentication(`GET ${path}`, async () => {
       try {
-        return { status: 200, body: await this.bounded(this.client.read(path, { timeout: this.options.timeoutMs })) };
+        return {
+          status: 200,
+          body: await this.bounded<unknown>(this.client.read(path, { timeout: this.options.timeoutMs })),
+        };
       } catch (error) {
         if (statusOf(error) === 404) return { status: 404, body: bodyOf(error) };
         throw error;

@@ -65,5 +65,5 @@ export const inThreadRewrapCrypto: RewrapCrypto = Object.freeze({
     }
     return outcomes;
   },
-  close: async () => undefined,
+  close: () => Promise.resolve(),
 });

@@ -4,42 +4,31 @@
  * when the audit insert fails for real, the read fails and sends no secret.
  */
 import {
+  type ApiClient,
   apiFor,
+  type AuditEventJson,
+  type AuditEventPageJson,
   AUDITOR,
+  bodyOf,
   CERT_WORKER,
   expectProblem,
   FLEET_A_WORKER,
   groupPath,
   MANAGEMENT,
-  type ApiClient,
+  type ProvisionSecretJson,
 } from './support/api-client';
 import { auditRowsFor } from './support/database';
 import { startTestService, TEST_ISSUER, type TestService } from '../support/test-service';
-
-interface AuditEventJson {
-  id: string;
-  occurredAt: string;
-  requestId: string;
-  actorIssuer: string | null;
-  actorSubject: string | null;
-  action: string;
-  groupId: string | null;
-  secretVersion: number | null;
-  kekId: string | null;
-  outcome: string;
-  reason: string | null;
-  clientAddress: string | null;
-}
 
 let svc: TestService;
 let api: ApiClient;
 /** X-Request-Id of each step of the scripted history below. */
 const requestIds: Record<string, string> = {};
 
-const eventsQuery = async (query: string): Promise<{ items: AuditEventJson[]; nextCursor: string | null }> => {
+const eventsQuery = async (query: string): Promise<AuditEventPageJson> => {
   const res = await api.get(`/v1/audit-events?${query}`, { as: AUDITOR });
   expect(res.status).toBe(200);
-  return res.body;
+  return bodyOf<AuditEventPageJson>(res);
 };
 
 beforeAll(async () => {
@@ -231,9 +220,7 @@ describe('filters and paging', () => {
     let after: string | null = null;
     let pages = 0;
     do {
-      const page: { items: AuditEventJson[]; nextCursor: string | null } = await eventsQuery(
-        `limit=2${after ? `&after=${after}` : ''}`,
-      );
+      const page: AuditEventPageJson = await eventsQuery(`limit=2${after ? `&after=${after}` : ''}`);
       expect(page.items.length).toBeLessThanOrEqual(2);
       walked.push(...page.items.map((item) => item.id));
       after = page.nextCursor;
@@ -274,7 +261,7 @@ describe('the audit record comes before the plaintext', () => {
   test('a successful read has its ok record committed under the same request id', async () => {
     const res = await api.get(groupPath('audit.guarded', '/provision-secret'), { as: CERT_WORKER });
     expect(res.status).toBe(200);
-    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
+    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] })).toEqual([
       expect.objectContaining({ action: 'provision-secret.read', outcome: 'ok' }),
     ]);
   });
@@ -286,7 +273,7 @@ describe('the audit record comes before the plaintext', () => {
     expectProblem(res, res.status);
     expect(res.text).not.toContain('ps-audit-guarded');
     expect(svc.logs()).not.toContain('ps-audit-guarded');
-    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([]);
+    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] })).toEqual([]);
   });
 
   test('when no audit record can be written at all, the read fails with a 5xx and no secret', async () => {
@@ -306,7 +293,7 @@ describe('the audit record comes before the plaintext', () => {
   test('once the audit log accepts writes again, reads work again', async () => {
     const res = await api.get(groupPath('audit.guarded', '/provision-secret'), { as: CERT_WORKER });
     expect(res.status).toBe(200);
-    expect(res.body.provisionSecret).toBe('ps-audit-guarded');
+    expect(bodyOf<ProvisionSecretJson>(res).provisionSecret).toBe('ps-audit-guarded');
   });
 });
 
@@ -314,7 +301,7 @@ describe('a change and its audit record commit together', () => {
   const BLOCK_CHANGES = `ALTER TABLE audit_events ADD CONSTRAINT test_block_changes CHECK (action NOT IN ('device-group.create', 'provision-secret.rotate', 'device-group.delete')) NOT VALID`;
   const snapshot = async () =>
     (
-      await svc.pool.query(
+      await svc.pool.query<Record<string, unknown>>(
         'SELECT id, name, secret_version, kek_id, provision_secret_envelope FROM ota_groups ORDER BY id',
       )
     ).rows;

@@ -3,7 +3,15 @@
  * groups' events (filtered in SQL, so pages and cursors hold only visible events), a `groupId`
  * outside them is a 403, and events tied to no group (refused tokens) need audit:read on all groups.
  */
-import { apiFor, AUDITOR, expectProblem, MANAGEMENT, type ApiClient } from './support/api-client';
+import {
+  type ApiClient,
+  apiFor,
+  type AuditEventPageJson,
+  AUDITOR,
+  bodyOf,
+  expectProblem,
+  MANAGEMENT,
+} from './support/api-client';
 import { auditRowsFor } from './support/database';
 import { startTestService, TEST_POLICY, type TestService } from '../support/test-service';
 
@@ -46,8 +54,9 @@ async function allEvents(as: string, query = ''): Promise<EventJson[]> {
   do {
     const res = await api.get(`/v1/audit-events?limit=2${query}${after === null ? '' : `&after=${after}`}`, { as });
     expect(res.status).toBe(200);
-    items.push(...(res.body.items as EventJson[]));
-    after = res.body.nextCursor as string | null;
+    const page = bodyOf<AuditEventPageJson>(res);
+    items.push(...page.items);
+    after = page.nextCursor;
   } while (after !== null);
   return items;
 }
@@ -71,7 +80,7 @@ test('its groupId filter works inside its groups', async () => {
 test('a groupId outside its groups is a 403, audited as a denied audit.read', async () => {
   const res = await api.get('/v1/audit-events?groupId=fleet-b.1', { as: FLEET_A_AUDITOR });
   expectProblem(res, 403, 'forbidden');
-  expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
+  expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] })).toEqual([
     expect.objectContaining({
       action: 'audit.read',
       group_id: 'fleet-b.1',

@@ -4,16 +4,19 @@
  * with nothing stored or changed and no data in the body.
  */
 import {
+  type ApiClient,
   apiFor,
   AUDITOR,
+  bodyOf,
   CERT_WORKER,
+  type DeviceGroupPageJson,
   expectProblem,
   FLEET_A_WORKER,
   groupPath,
   KEY_ADMIN,
   MANAGEMENT,
   PROBLEM_TYPE_BASE,
-  type ApiClient,
+  type ProvisionSecretJson,
 } from './support/api-client';
 import { auditRowsFor, snapshotGroups } from './support/database';
 import { counterValue } from './support/metrics';
@@ -147,7 +150,7 @@ async function expectDenied(subject: string, call: Call): Promise<void> {
   });
   expect(res.text).not.toMatch(/ps-authz|kek_/);
   expect(requestId).toBe(res.headers['x-request-id']);
-  expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
+  expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] })).toEqual([
     expect.objectContaining({
       action: call.action,
       outcome: 'denied',
@@ -186,7 +189,7 @@ describe('group restrictions', () => {
   test('fleet-a-worker reads a secret inside fleet-a.*', async () => {
     const res = await api.get(groupPath('fleet-a.1', '/provision-secret'), { as: FLEET_A_WORKER });
     expect(res.status).toBe(200);
-    expect(res.body.provisionSecret).toBe(SECRET_A);
+    expect(bodyOf<ProvisionSecretJson>(res).provisionSecret).toBe(SECRET_A);
   });
 
   test.each([
@@ -223,8 +226,8 @@ describe('group restrictions', () => {
         as: FLEET_A_READER,
       });
       expect(res.status).toBe(200);
-      pages.push((res.body.items as Array<{ id: string }>).map((item) => item.id));
-      after = res.body.nextCursor as string | null;
+      pages.push(bodyOf<DeviceGroupPageJson>(res).items.map((item) => item.id));
+      after = bodyOf<DeviceGroupPageJson>(res).nextCursor;
       if (after !== null) cursors.push(after);
     }
     expect(pages).toEqual([['fleet-a.1'], ['fleet-a.2']]);
@@ -235,7 +238,7 @@ describe('group restrictions', () => {
 
   test('an unrestricted reader still sees every group', async () => {
     const res = await api.get('/v1/device-groups', { as: CERT_WORKER });
-    expect((res.body.items as Array<{ id: string }>).map((item) => item.id)).toEqual([
+    expect(bodyOf<DeviceGroupPageJson>(res).items.map((item) => item.id)).toEqual([
       'fleet-0.1',
       'fleet-0.2',
       'fleet-0.3',
@@ -253,7 +256,7 @@ describe('subject matching', () => {
   test('a subject under the worker-pool-* prefix reads any group', async () => {
     const res = await api.get(groupPath('fleet-b.1', '/provision-secret'), { as: 'worker-pool-7' });
     expect(res.status).toBe(200);
-    expect(res.body.provisionSecret).toBe(SECRET_B);
+    expect(bodyOf<ProvisionSecretJson>(res).provisionSecret).toBe(SECRET_B);
   });
 
   test.each([

@@ -2,7 +2,17 @@
  * /v1/device-groups: create (201, retry 200, conflict 409), metadata, paged listing, deletion.
  * Metadata responses never carry the secret.
  */
-import { apiFor, CERT_WORKER, expectProblem, groupPath, type ApiClient } from './support/api-client';
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
+import {
+  type ApiClient,
+  apiFor,
+  bodyOf,
+  CERT_WORKER,
+  type DeviceGroupPageJson,
+  expectProblem,
+  groupPath,
+} from './support/api-client';
 import { auditRowsFor, snapshotGroups } from './support/database';
 import { startTestService, type TestService } from '../support/test-service';
 
@@ -67,7 +77,7 @@ describe('POST /v1/device-groups', () => {
     expect(retry.headers.location).toBeUndefined();
     expect(retry.body).toEqual(first.body);
     expect(await snapshotGroups(svc.pool)).toEqual(before);
-    const audit = await auditRowsFor(svc.pool, { request_id: retry.headers['x-request-id'] as string });
+    const audit = await auditRowsFor(svc.pool, { request_id: retry.headers['x-request-id'] });
     expect(audit).toEqual([
       expect.objectContaining({
         action: 'device-group.create',
@@ -87,7 +97,7 @@ describe('POST /v1/device-groups', () => {
     expect(await snapshotGroups(svc.pool)).toEqual(before);
     const read = await api.get(groupPath('create.conflict', '/provision-secret'), { as: CERT_WORKER });
     expect(read.body).toMatchObject({ provisionSecret: 'ps-original' });
-    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
+    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] });
     expect(audit).toEqual([
       expect.objectContaining({ action: 'device-group.create', outcome: 'denied', reason: 'id_conflict' }),
     ]);
@@ -141,7 +151,7 @@ describe('GET /v1/device-groups/{id}', () => {
     await svc.pool.query(`INSERT INTO ota_groups (id, name) VALUES ('legacy.1', 'legacy')`);
     expectProblem(await api.get(groupPath('legacy.1')), 404);
     expect(
-      (await api.get('/v1/device-groups?limit=1000')).body.items.map((item: { id: string }) => item.id),
+      bodyOf<DeviceGroupPageJson>(await api.get('/v1/device-groups?limit=1000')).items.map((item) => item.id),
     ).not.toContain('legacy.1');
   });
 
@@ -166,8 +176,8 @@ describe('GET /v1/device-groups (paging)', () => {
     while (after !== null) {
       const res = await api.get(`/v1/device-groups?limit=3&after=${encodeURIComponent(after)}`);
       expect(res.status).toBe(200);
-      pages.push((res.body.items as Array<{ id: string }>).map((item) => item.id));
-      after = res.body.nextCursor as string | null;
+      pages.push(bodyOf<DeviceGroupPageJson>(res).items.map((item) => item.id));
+      after = bodyOf<DeviceGroupPageJson>(res).nextCursor;
     }
     expect(pages).toEqual([ids.slice(0, 3), ids.slice(3, 6), ids.slice(6)]);
   });
@@ -182,8 +192,8 @@ describe('GET /v1/device-groups (paging)', () => {
   test('without limit the page holds up to 100 groups; no item carries a secret', async () => {
     const res = await api.get('/v1/device-groups');
     expect(res.status).toBe(200);
-    expect(res.body.items.length).toBeGreaterThanOrEqual(ids.length);
-    for (const item of res.body.items as object[]) expect(Object.keys(item).sort()).toEqual(METADATA_KEYS);
+    expect(bodyOf<DeviceGroupPageJson>(res).items.length).toBeGreaterThanOrEqual(ids.length);
+    for (const item of bodyOf<DeviceGroupPageJson>(res).items) expect(Object.keys(item).sort()).toEqual(METADATA_KEYS);
     for (const id of ids) expect(res.text).not.toContain(`ps-${id}`);
   });
 });
@@ -198,7 +208,7 @@ describe('DELETE /v1/device-groups/{id}', () => {
     expectProblem(await api.get(groupPath('delete.1')), 404);
     expectProblem(await api.get(groupPath('delete.1', '/provision-secret'), { as: CERT_WORKER }), 404);
     expectProblem(await api.delete(groupPath('delete.1')), 404);
-    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
+    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] });
     expect(audit).toEqual([
       expect.objectContaining({
         action: 'device-group.delete',

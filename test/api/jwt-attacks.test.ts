@@ -8,7 +8,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { apiFor, expectGenericUnauthorized, groupPath, MANAGEMENT, type ApiClient } from './support/api-client';
+import {
+  type ApiClient,
+  apiFor,
+  bodyOf,
+  expectGenericUnauthorized,
+  groupPath,
+  MANAGEMENT,
+  type ProvisionSecretJson,
+} from './support/api-client';
 import { auditRowsFor, snapshotGroups } from './support/database';
 import { counterValue } from './support/metrics';
 import {
@@ -103,7 +111,7 @@ describe('controls', () => {
   ] as const)('a properly signed %s token reads the secret', async (_alg, key) => {
     const res = await api.get(SECRET_PATH, { token: signedToken(key, claims()) });
     expect(res.status).toBe(200);
-    expect(res.body.provisionSecret).toBe(SECRET);
+    expect(bodyOf<ProvisionSecretJson>(res).provisionSecret).toBe(SECRET);
   });
 });
 

@@ -5,7 +5,15 @@
  * rejected input and deletion.
  */
 import type { Response } from 'supertest';
-import { apiFor, CERT_WORKER, FLEET_A_WORKER, groupPath, type ApiClient } from './support/api-client';
+import {
+  type ApiClient,
+  apiFor,
+  bodyOf,
+  CERT_WORKER,
+  FLEET_A_WORKER,
+  groupPath,
+  type ProvisionSecretJson,
+} from './support/api-client';
 import { dumpAllTablesAsText, tableNames } from './support/database';
 import { scrapeMetrics } from './support/metrics';
 import { startTestService, type TestService } from '../support/test-service';
@@ -32,7 +40,8 @@ const otherBodies: Array<{ what: string; text: string }> = [];
 const secretResponses: Response[] = [];
 
 function keep(what: string, res: Response): Response {
-  if (res.status === 200 && res.body && typeof res.body.provisionSecret === 'string') secretResponses.push(res);
+  const body = res.body as { provisionSecret?: unknown } | null | undefined;
+  if (res.status === 200 && typeof body?.provisionSecret === 'string') secretResponses.push(res);
   else otherBodies.push({ what: `${what} (${res.status})`, text: `${JSON.stringify(res.headers)}\n${res.text}` });
   return res;
 }
@@ -107,8 +116,13 @@ test('control: the search finds a secret in each encoding it looks for', () => {
     expect(() => expectNoSecretIn(`prefix ${encoded} suffix`, 'control')).toThrow(/secret unicode/);
 });
 
-test('the secret-read route is the only place the secrets came back, and as sent', async () => {
-  const returned = new Map(secretResponses.map((res) => [res.body.id as string, res.body.provisionSecret as string]));
+test('the secret-read route is the only place the secrets came back, and as sent', () => {
+  const returned = new Map(
+    secretResponses.map((res) => [
+      bodyOf<ProvisionSecretJson>(res).id,
+      bodyOf<ProvisionSecretJson>(res).provisionSecret,
+    ]),
+  );
   expect(Object.fromEntries(returned)).toEqual({
     'leak.deleted': SECRETS.deleted,
     'leak.ascii': SECRETS.ascii,

@@ -46,7 +46,7 @@ function propertyNamesIn(schema: unknown, seen = new Set<unknown>()): string[] {
   if (typeof schema !== 'object' || schema === null || seen.has(schema)) return [];
   seen.add(schema);
   const object = schema as JsonObject;
-  const here = object.properties ? Object.keys(object.properties as object) : [];
+  const here = object.properties ? Object.keys(object.properties) : [];
   const target = typeof object.$ref === 'string' ? resolve(object) : undefined;
   return [
     ...here,

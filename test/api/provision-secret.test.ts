@@ -2,7 +2,18 @@
  * GET /v1/device-groups/{id}/provision-secret (the only response with a secret) and
  * PUT .../provision-secret (rotation: secretVersion + 1, fresh data key, the old secret gone).
  */
-import { apiFor, CERT_WORKER, expectProblem, groupPath, type ApiClient } from './support/api-client';
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
+import {
+  type ApiClient,
+  apiFor,
+  bodyOf,
+  CERT_WORKER,
+  type DeviceGroupJson,
+  expectProblem,
+  groupPath,
+  type ProvisionSecretJson,
+} from './support/api-client';
 import { auditRowsFor } from './support/database';
 import { counterValue } from './support/metrics';
 import { startTestService, TEST_ISSUER, type TestService } from '../support/test-service';
@@ -18,12 +29,19 @@ afterAll(() => svc.stop());
 
 const readSecret = (id: string) => api.get(groupPath(id, '/provision-secret'), { as: CERT_WORKER });
 
-async function envelopeOf(id: string): Promise<{ envelope: string; kek_id: string; secret_version: number }> {
-  const result = await svc.pool.query(
+interface StoredEnvelopeRow {
+  envelope: string;
+  kek_id: string;
+  secret_version: number;
+}
+
+async function envelopeOf(id: string): Promise<StoredEnvelopeRow> {
+  const result = await svc.pool.query<StoredEnvelopeRow>(
     `SELECT encode(provision_secret_envelope, 'hex') AS envelope, kek_id, secret_version FROM ota_groups WHERE id = $1`,
     [id],
   );
-  return result.rows[0];
+  expect(result.rows).toHaveLength(1);
+  return result.rows[0]!;
 }
 
 describe('GET .../provision-secret', () => {
@@ -35,7 +53,7 @@ describe('GET .../provision-secret', () => {
     expect(res.body).toEqual({ id: 'read.1', provisionSecret: 'ps-read-1', secretVersion: 1 });
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.headers.pragma).toBe('no-cache');
-    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
+    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] });
     expect(audit).toEqual([
       expect.objectContaining({
         action: 'provision-secret.read',
@@ -65,17 +83,17 @@ describe('GET .../provision-secret', () => {
     const secret = `${'€'.repeat(1365)}a`; // 1365 x 3 bytes + 1 = 4096 bytes
     expect(Buffer.byteLength(secret)).toBe(4096);
     expect((await api.post('/v1/device-groups', { id: 'read.utf8', provisionSecret: secret })).status).toBe(201);
-    expect((await readSecret('read.utf8')).body.provisionSecret).toBe(secret);
+    expect(bodyOf<ProvisionSecretJson>(await readSecret('read.utf8')).provisionSecret).toBe(secret);
     const emoji = 'key-🔑-ü-\u0000-"quoted"\n';
     await api.post('/v1/device-groups', { id: 'read.emoji', provisionSecret: emoji });
-    expect((await readSecret('read.emoji')).body.provisionSecret).toBe(emoji);
+    expect(bodyOf<ProvisionSecretJson>(await readSecret('read.emoji')).provisionSecret).toBe(emoji);
   });
 
   test('an unknown group is 404, without a secret, audited as an error', async () => {
     const res = await readSecret('read.nobody');
     expectProblem(res, 404, 'not-found');
     expect(res.headers['cache-control']).toBe('no-store');
-    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
+    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] });
     expect(audit).toEqual([
       expect.objectContaining({
         action: 'provision-secret.read',
@@ -97,10 +115,12 @@ describe('PUT .../provision-secret (rotation)', () => {
       id: 'rotate.1',
       name: 'Rotate',
       secretVersion: 2,
-      kekId: created.body.kekId,
-      createdAt: created.body.createdAt,
+      kekId: bodyOf<DeviceGroupJson>(created).kekId,
+      createdAt: bodyOf<DeviceGroupJson>(created).createdAt,
     });
-    expect(Date.parse(res.body.updatedAt)).toBeGreaterThanOrEqual(Date.parse(created.body.updatedAt));
+    expect(Date.parse(bodyOf<DeviceGroupJson>(res).updatedAt)).toBeGreaterThanOrEqual(
+      Date.parse(bodyOf<DeviceGroupJson>(created).updatedAt),
+    );
     expect(res.text).not.toMatch(/ps-old|ps-new/);
     const after = await envelopeOf('rotate.1');
     expect(after.secret_version).toBe(2);
@@ -108,14 +128,15 @@ describe('PUT .../provision-secret (rotation)', () => {
     const read = await readSecret('rotate.1');
     expect(read.body).toEqual({ id: 'rotate.1', provisionSecret: 'ps-new', secretVersion: 2 });
     expect(read.text).not.toContain('ps-old');
-    expect((await api.get(groupPath('rotate.1'))).body.secretVersion).toBe(2);
+    expect(bodyOf<DeviceGroupJson>(await api.get(groupPath('rotate.1'))).secretVersion).toBe(2);
   });
 
   test('rotating to the same secret still makes a new version with a new envelope', async () => {
     await api.post('/v1/device-groups', { id: 'rotate.same', provisionSecret: 'same' });
     const before = await envelopeOf('rotate.same');
     expect(
-      (await api.put(groupPath('rotate.same', '/provision-secret'), { provisionSecret: 'same' })).body.secretVersion,
+      bodyOf<DeviceGroupJson>(await api.put(groupPath('rotate.same', '/provision-secret'), { provisionSecret: 'same' }))
+        .secretVersion,
     ).toBe(2);
     expect((await envelopeOf('rotate.same')).envelope).not.toBe(before.envelope);
   });
@@ -131,7 +152,7 @@ describe('PUT .../provision-secret (rotation)', () => {
     await api.post('/v1/device-groups', { id: 'rotate.many', provisionSecret: 's1' });
     for (const version of [2, 3, 4]) {
       const res = await api.put(groupPath('rotate.many', '/provision-secret'), { provisionSecret: `s${version}` });
-      expect(res.body.secretVersion).toBe(version);
+      expect(bodyOf<DeviceGroupJson>(res).secretVersion).toBe(version);
     }
     expect((await readSecret('rotate.many')).body).toMatchObject({ provisionSecret: 's4', secretVersion: 4 });
     const rotations = (
@@ -153,10 +174,10 @@ describe('PUT .../provision-secret (rotation)', () => {
     );
     const successes = results.filter((res) => res.status === 200);
     expect(results.every((res) => res.status === 200 || res.status === 409)).toBe(true);
-    const versions = successes.map((res) => res.body.secretVersion as number).sort();
+    const versions = successes.map((res) => bodyOf<DeviceGroupJson>(res).secretVersion).sort();
     expect(new Set(versions).size).toBe(versions.length);
     const final = await readSecret('rotate.race');
-    expect(final.body.secretVersion).toBe(1 + successes.length);
+    expect(bodyOf<DeviceGroupJson>(final).secretVersion).toBe(1 + successes.length);
   });
 
   test('rotating an unknown group is 404 and creates nothing', async () => {

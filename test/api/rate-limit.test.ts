@@ -3,7 +3,15 @@
  * in a minute is a 429 problem with Retry-After, audited and counted, carrying no secret; other
  * identities and other routes are unaffected.
  */
-import { apiFor, CERT_WORKER, expectProblem, groupPath, type ApiClient } from './support/api-client';
+import {
+  type ApiClient,
+  apiFor,
+  bodyOf,
+  CERT_WORKER,
+  expectProblem,
+  groupPath,
+  type ProvisionSecretJson,
+} from './support/api-client';
 import { auditRowsFor } from './support/database';
 import { counterValue } from './support/metrics';
 import { startTestService, type TestService } from '../support/test-service';
@@ -34,7 +42,7 @@ test('three reads pass, the fourth is 429 with Retry-After, audited, counted, wi
   expect(retryAfterSeconds).toBeGreaterThanOrEqual(1);
   expect(retryAfterSeconds).toBeLessThanOrEqual(60);
   expect(res.text).not.toContain(SECRET);
-  expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
+  expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] })).toEqual([
     expect.objectContaining({
       action: 'provision-secret.read',
       outcome: 'denied',
@@ -56,7 +64,7 @@ test('other identities keep their own allowance', async () => {
     for (let read = 1; read <= 3; read += 1) {
       const res = await readAs(subject);
       expect(res.status).toBe(200);
-      expect(res.body.provisionSecret).toBe(SECRET);
+      expect(bodyOf<ProvisionSecretJson>(res).provisionSecret).toBe(SECRET);
     }
   }
   expectProblem(await readAs('worker-pool-1'), 429);

@@ -3,6 +3,8 @@
  * (ECDH-ES+A256KW / A256GCM, kid, group id and version in the protected header) whose plaintext is
  * the JSON answer, audited with the kid; the secret shows in no response, log or row.
  */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, compactDecrypt, decodeProtectedHeader, type JWK } from 'jose';
 import { apiFor, CERT_WORKER, expectProblem, groupPath, type ApiClient } from './support/api-client';
@@ -44,7 +46,7 @@ const evidence = new LeakEvidence();
 beforeAll(async () => {
   svc = await startTestService({ policy: POLICY });
   api = apiFor(svc);
-  evidence.logs('service', svc.logs);
+  evidence.logs('service', () => svc.logs());
   for (const id of ['jwe.1', 'jwe.2']) {
     evidence.storedSecret(id, `${SECRET}-${id}`);
     await api.post('/v1/device-groups', { id, provisionSecret: `${SECRET}-${id}` });
@@ -110,7 +112,7 @@ describe('a worker with a registered key', () => {
 
   test('the audit record names the kid; a worker without a key is recorded as plaintext JSON', async () => {
     const jwe = await read('jwe.1', KEYED_WORKER);
-    expect(await auditRowsFor(svc.pool, { request_id: jwe.headers['x-request-id'] as string })).toEqual([
+    expect(await auditRowsFor(svc.pool, { request_id: jwe.headers['x-request-id'] })).toEqual([
       expect.objectContaining({
         action: 'provision-secret.read',
         outcome: 'ok',
@@ -120,7 +122,7 @@ describe('a worker with a registered key', () => {
     ]);
     const json = await read('jwe.1', CERT_WORKER);
     expect(json.headers['content-type']).toMatch(/^application\/json/);
-    expect(await auditRowsFor(svc.pool, { request_id: json.headers['x-request-id'] as string })).toEqual([
+    expect(await auditRowsFor(svc.pool, { request_id: json.headers['x-request-id'] })).toEqual([
       expect.objectContaining({ outcome: 'ok', secret_delivery: 'json', recipient_kid: null }),
     ]);
     const page = await api.get(`/v1/audit-events?groupId=jwe.1&limit=1000`, { as: 'auditor' });
@@ -146,7 +148,7 @@ describe('two registered keys (rotation overlap)', () => {
     const foreign = await calculateJwkThumbprint(keyed.publicJwk, 'sha256');
     const res = await read('jwe.1', ROTATING_WORKER, { 'Provsec-Recipient-Thumbprint': foreign });
     expectProblem(res, 403, 'recipient-key-not-registered');
-    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string })).toEqual([
+    expect(await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] })).toEqual([
       expect.objectContaining({ outcome: 'denied', reason: 'recipient_key_not_registered', secret_delivery: null }),
     ]);
     expectProblem(await read('jwe.1', ROTATING_WORKER, { 'Provsec-Recipient-Thumbprint': 'not-a-thumbprint' }), 400);

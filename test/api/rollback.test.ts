@@ -12,7 +12,15 @@ import { EnvelopeV1Offsets } from '../../src/crypto/envelope-format';
 import { rewrapAll } from '../../src/rotation/rewrap';
 import { randomKekHex, startTestService, type TestService } from '../support/test-service';
 import { waitFor } from '../rotation/support/rotation-kit';
-import { apiFor, CERT_WORKER, expectProblem, groupPath, type ApiClient } from './support/api-client';
+import {
+  type ApiClient,
+  apiFor,
+  bodyOf,
+  CERT_WORKER,
+  expectProblem,
+  groupPath,
+  type ProvisionSecretJson,
+} from './support/api-client';
 import { auditRowsFor } from './support/database';
 
 let svc: TestService;
@@ -53,19 +61,22 @@ async function restore(id: string, tuple: StoredTuple): Promise<void> {
 
 async function expectSecret(id: string, secret: string): Promise<void> {
   const res = await api.get(groupPath(id, '/provision-secret'), { as: CERT_WORKER });
-  expect({ status: res.status, secret: res.body.provisionSecret }).toEqual({ status: 200, secret });
+  expect({ status: res.status, secret: bodyOf<ProvisionSecretJson>(res).provisionSecret }).toEqual({
+    status: 200,
+    secret,
+  });
 }
 
 /** The fail-closed answer to a stale envelope; `neverSeen` are the secrets it must not release. */
 async function expectStale(id: string, neverSeen: string[]): Promise<void> {
   const res = await api.get(groupPath(id, '/provision-secret'), { as: CERT_WORKER });
   expectProblem(res, 500, 'stored-secret-unreadable');
-  expect(JSON.parse(res.text).detail).toContain('stale_envelope');
+  expect((JSON.parse(res.text) as { detail: string }).detail).toContain('stale_envelope');
   for (const secret of neverSeen) {
     expect(res.text).not.toContain(secret);
     expect(svc.logs()).not.toContain(secret);
   }
-  const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
+  const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] });
   expect(audit.map((row) => [row.action, row.group_id, row.outcome, row.reason])).toEqual([
     ['provision-secret.read', id, 'error', 'stale_envelope'],
   ]);
@@ -121,7 +132,7 @@ test('a creation retried onto a rolled-back row fails closed instead of comparin
 
   const res = await api.post('/v1/device-groups', { id: 'rb.retry', provisionSecret: 'ps-rb-retry-1' });
   expectProblem(res, 500, 'stored-secret-unreadable');
-  const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
+  const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] });
   expect(audit.map((row) => [row.action, row.outcome, row.reason])).toEqual([
     ['device-group.create', 'error', 'stale_envelope'],
   ]);

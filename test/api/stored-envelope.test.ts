@@ -6,7 +6,15 @@
  * a 500 problem+json without plaintext, an audit record with outcome `error`, and a log line that
  * names the group and the reason. The other rows stay readable.
  */
-import { apiFor, CERT_WORKER, expectProblem, groupPath, type ApiClient } from './support/api-client';
+import {
+  type ApiClient,
+  apiFor,
+  bodyOf,
+  CERT_WORKER,
+  expectProblem,
+  groupPath,
+  type ProvisionSecretJson,
+} from './support/api-client';
 import { auditRowsFor } from './support/database';
 import { counterValue } from './support/metrics';
 import { startTestService, type TestService } from '../support/test-service';
@@ -59,7 +67,7 @@ async function expectFailsClosed(id: string, expectedReason: string, otherSecret
 async function expectReadable(id: string): Promise<void> {
   const res = await api.get(groupPath(id, '/provision-secret'), { as: CERT_WORKER });
   expect(res.status).toBe(200);
-  expect(res.body.provisionSecret).toBe(secretOf(id));
+  expect(bodyOf<ProvisionSecretJson>(res).provisionSecret).toBe(secretOf(id));
 }
 
 test('an envelope copied from another row (with its KEK id and version) is refused as not the one stored for this group', async () => {
@@ -94,10 +102,12 @@ test('an envelope presented for another secret version is refused: the AAD binds
 
 test('an old envelope put back after a rotation (a rollback) is refused', async () => {
   await createGroups('version.rollback');
-  const old = await svc.pool.query(`SELECT provision_secret_envelope FROM ota_groups WHERE id = 'version.rollback'`);
+  const old = await svc.pool.query<{ provision_secret_envelope: Buffer }>(
+    `SELECT provision_secret_envelope FROM ota_groups WHERE id = 'version.rollback'`,
+  );
   await api.put(groupPath('version.rollback', '/provision-secret'), { provisionSecret: 'ps-envelope-rotated' });
   await svc.pool.query(`UPDATE ota_groups SET provision_secret_envelope = $1 WHERE id = 'version.rollback'`, [
-    old.rows[0].provision_secret_envelope,
+    old.rows[0]!.provision_secret_envelope,
   ]);
   await expectFailsClosed('version.rollback', 'stale_envelope', ['ps-envelope-rotated']);
 });

@@ -27,7 +27,7 @@ test('the key pair is created on first use: private key 0600 in a 0700 folder, p
   expect((await stat(folder)).mode & 0o777).toBe(0o700);
   expect((await stat(join(folder, 'signing-key.pem'))).mode & 0o777).toBe(0o600);
   expect((await readdir(folder)).sort()).toEqual(['jwks.json', 'signing-key.pem']);
-  const jwks = JSON.parse(await readFile(signer.jwksFile, 'utf8'));
+  const jwks = JSON.parse(await readFile(signer.jwksFile, 'utf8')) as { keys: object[] };
   expect(jwks.keys).toEqual([
     expect.objectContaining({ kty: 'OKP', crv: 'Ed25519', kid: signer.keyId, alg: 'EdDSA', use: 'sig' }),
   ]);

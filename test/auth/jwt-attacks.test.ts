@@ -2,6 +2,8 @@
  * Every attack in test/fixtures/reference/jwt-attacks.txt, one test each, against the real verifier
  * with real keys. Each must be refused with an AuthenticationError whose reason says why.
  */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import { createPublicKey } from 'node:crypto';
 import { parseBearerHeader } from '../../src/auth/bearer-header';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/token-verifier';

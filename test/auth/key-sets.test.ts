@@ -84,17 +84,17 @@ describe('remote key set', () => {
     expect(server.hits(path)).toBe(1);
   });
 
-  const failures: Array<[string, () => Promise<string>]> = [
-    ['the server answers 500', async () => (server.serve('/500', { status: 500, body: {} }), `${server.origin}/500`)],
-    ['the server answers 404', async () => `${server.origin}/never-served`],
-    ['the body is not JSON', async () => (server.serve('/html', { body: '<html>' }), `${server.origin}/html`)],
+  const failures: Array<[string, () => string | Promise<string>]> = [
+    ['the server answers 500', () => (server.serve('/500', { status: 500, body: {} }), `${server.origin}/500`)],
+    ['the server answers 404', () => `${server.origin}/never-served`],
+    ['the body is not JSON', () => (server.serve('/html', { body: '<html>' }), `${server.origin}/html`)],
     [
       'the body is not a key set',
-      async () => (server.serve('/not-jwks', { body: { keys: 'nope' } }), `${server.origin}/not-jwks`),
+      () => (server.serve('/not-jwks', { body: { keys: 'nope' } }), `${server.origin}/not-jwks`),
     ],
     [
       'the key set holds a private key',
-      async () => {
+      () => {
         const exposed = makeKey('ES256', 'current');
         const privateJwk = {
           ...(exposed.privateKey.export({ format: 'jwk' }) as object),

@@ -1,4 +1,6 @@
 /** scripts/token.ts: in process for each outcome, and once compiled and run as `node token.js` to pin its stdout. */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -98,7 +98,7 @@ test('the cache is bounded: past maxEntries the oldest entry is dropped first', 
   const inner = countingVerifier();
   const cached = withVerificationCache(inner, { maxEntries: 2 });
   const tokens = ['worker-1', 'worker-2', 'worker-3'].map((sub) => signedToken(key, validClaims(ISSUER, { sub })));
-  for (const token of tokens) await cached.verify(token as string);
+  for (const token of tokens) await cached.verify(token);
   expect(inner.checks).toBe(3);
   await cached.verify(tokens[2] as string);
   await cached.verify(tokens[1] as string);

@@ -78,15 +78,15 @@ describe('migrations', () => {
     expect(columns).toHaveProperty('provision_secret_envelope', 'bytea');
     const after = await pool.query('SELECT id, name, iota_group_ref, created_at FROM ota_groups ORDER BY id');
     expect(after.rows).toEqual(before.rows);
-    const secrets = await pool.query(
+    const secrets = await pool.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM ota_groups WHERE provision_secret_envelope IS NOT NULL',
     );
-    expect(secrets.rows[0].n).toBe(0);
+    expect(secrets.rows[0]?.n).toBe(0);
     // NOT NULL on the existing name column is kept, not rewritten.
-    const nullable = await pool.query(
+    const nullable = await pool.query<{ is_nullable: string }>(
       "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'ota_groups' AND column_name = 'name'",
     );
-    expect(nullable.rows[0].is_nullable).toBe('NO');
+    expect(nullable.rows[0]?.is_nullable).toBe('NO');
   });
 
   test('two processes migrating one database at once: the advisory lock lets each file apply exactly once', async () => {

@@ -3,6 +3,8 @@
  * evaluator in support/consul-template-subset.ts (its header lists what it implements), and the
  * result read by the service's own key file parser (src/keys/key-file-format.ts).
  */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,6 +28,11 @@ function kekSecret(): VaultKvStandIn {
 
 function render(secret: VaultKvStandIn): string {
   return renderAgentTemplate(template, secret.read);
+}
+
+/** The rendered keyring file's `keys` object (version label -> key), read as plain JSON. */
+function keysOf(keyFile: string): Record<string, unknown> {
+  return (JSON.parse(keyFile) as { keys: Record<string, unknown> }).keys;
 }
 
 describe('the Vault Agent template renders the keyring file the file key source reads', () => {
@@ -93,7 +100,7 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     const file = render(secret);
 
-    expect(Object.keys(JSON.parse(file).keys)).toHaveLength(11);
+    expect(Object.keys(keysOf(file))).toHaveLength(11);
     expect(parseKeyFile(file).current.kekVersion).toBe(11);
   });
 
@@ -103,7 +110,7 @@ describe('the Vault Agent template renders the keyring file the file key source 
     secret.put({ key: adrKeyHex() });
     secret.put({ key: adrKeyHex() });
 
-    expect(Object.keys(JSON.parse(render(secret)).keys)).toEqual(['2', '3']);
+    expect(Object.keys(keysOf(render(secret)))).toEqual(['2', '3']);
   });
 
   test('the file is exactly one JSON line: no stray white space from the template', () => {

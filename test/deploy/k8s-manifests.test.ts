@@ -3,6 +3,8 @@
  * fields refused), every kustomization lists files that exist, and the kustomizations render
  * (kubectl's built-in kustomize, offline) into valid objects with the overlay's choices applied.
  */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';

@@ -3,6 +3,8 @@
  * come from, what the network policy allows, and that configuration names match what the service
  * reads (src/config.ts) and the policy validates (src/auth).
  */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AccessPolicy } from '../../src/auth/access-policy';

@@ -1,3 +1,5 @@
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import request from 'supertest';
 import { Router } from 'express';
 import { Registry } from 'prom-client';
@@ -89,7 +91,7 @@ describe('HTTP basics', () => {
   test('a valid X-Request-Id is echoed and appears in the request log line', async () => {
     const response = await request(app).get('/no/such/route').set('X-Request-Id', 'trace-abc.123');
     expect(response.headers['x-request-id']).toBe('trace-abc.123');
-    expect(JSON.parse(response.text).requestId).toBe('trace-abc.123');
+    expect((JSON.parse(response.text) as { requestId?: unknown }).requestId).toBe('trace-abc.123');
     const line = log.lines
       .map((entry) => JSON.parse(entry) as Record<string, unknown>)
       .find((entry) => entry.requestId === 'trace-abc.123');

@@ -36,7 +36,10 @@ describe('/readyz follows the database', () => {
     const url = `http://127.0.0.1:${service.port}`;
     const ready = await request(url).get('/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body.checks).toMatchObject({ database: { ok: true }, migrations: { ok: true } });
+    expect((ready.body as { checks: unknown }).checks).toMatchObject({
+      database: { ok: true },
+      migrations: { ok: true },
+    });
 
     await database.stop();
     const down = await request(url).get('/readyz');

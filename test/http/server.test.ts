@@ -31,11 +31,14 @@ describe('graceful close', () => {
 
   test('the drain timeout bounds the wait for a request that never ends', async () => {
     const server = await listen(() => undefined, { host: '127.0.0.1', port: 0 });
-    const stuck = get(server.port, '/stuck').catch((error: Error) => error);
+    const stuck = get(server.port, '/stuck').then(
+      () => 'answered',
+      (error: Error) => error.message,
+    );
     await new Promise((resolve) => setTimeout(resolve, 50));
     const startedAt = Date.now();
     await expect(server.close(200)).resolves.toBe(false);
     expect(Date.now() - startedAt).toBeLessThan(2000);
-    expect(String(await stuck)).toMatch(/socket hang up|ECONNRESET/);
+    expect(await stuck).toMatch(/socket hang up|ECONNRESET/);
   });
 });

@@ -39,16 +39,19 @@ const keyB = randomKeyHex();
 const kekA = importKekFromHex(keyA, 1);
 const kekB = importKekFromHex(keyB, 2);
 
-function make(first: (source: ScriptedKeySource) => Promise<void> = async () => undefined) {
+function make(first: (source: ScriptedKeySource) => void | Promise<void> = () => undefined) {
   const logs = captureLogs();
   const registry = newRegistry();
-  const source: ScriptedKeySource = new ScriptedKeySource({ logger: logs.logger, registry }, () => first(source));
+  // Awaited inside an async function: a script that throws is a rejected start, as in a real source.
+  const source: ScriptedKeySource = new ScriptedKeySource({ logger: logs.logger, registry }, async () => {
+    await first(source);
+  });
   return { source, logs, registry };
 }
 
 describe('base key source', () => {
   it('starts in loading, goes ready with a keyring, and exposes ids only in status', async () => {
-    const { source, registry, logs } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source, registry, logs } = make((s) => s.install(Keyring.single(kekA)));
     expect(source.status().state).toBe('loading');
     expect(await metricValue(registry, 'provsec_key_source_state', { state: 'loading' })).toBe(1);
     await source.start();
@@ -66,7 +69,7 @@ describe('base key source', () => {
   });
 
   it('start never throws for an outage, and a start that loads nothing ends failed', async () => {
-    const throwing = make(async () => {
+    const throwing = make(() => {
       throw new Error('boom');
     });
     await expect(throwing.source.start()).resolves.toBeUndefined();
@@ -80,7 +83,7 @@ describe('base key source', () => {
   });
 
   it('a failure keeps the keyring (degraded), counts the reason, and a later success is ready again', async () => {
-    const { source, registry } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source, registry } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     source.fail(new KeySourceLoadError('invalid_json', 'the key file is not valid JSON'));
     expect(source.status()).toMatchObject({
@@ -97,7 +100,7 @@ describe('base key source', () => {
   });
 
   it('a failure message that somehow carries key-like text is redacted before it is logged or shown', async () => {
-    const { source, logs } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source, logs } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     source.fail(
       new KeySourceLoadError('invalid_key', `oops ${keyB} and ${Buffer.from(keyB, 'hex').toString('base64')}`),
@@ -107,7 +110,7 @@ describe('base key source', () => {
   });
 
   it('installing an equal keyring is not a swap (no listener call, no reload counted)', async () => {
-    const { source, registry } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source, registry } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     const calls: string[] = [];
     source.onChange((keyring) => calls.push(keyring.current.kekId));
@@ -117,7 +120,7 @@ describe('base key source', () => {
   });
 
   it('a throwing listener neither blocks the swap nor the other listeners; unsubscribe works', async () => {
-    const { source } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     const seen: string[] = [];
     source.onChange(() => {
@@ -133,7 +136,7 @@ describe('base key source', () => {
   });
 
   it('a KEK id read from a stored row is data: only a well-formed one may reach lookups and messages', async () => {
-    const { source } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     await expect(source.keyringFor(`kek_${keyA}`, null)).rejects.toThrow('the requested KEK id is malformed');
     const rejection = await source.keyringFor(keyA, null).catch((error: Error) => error);
@@ -142,14 +145,14 @@ describe('base key source', () => {
   });
 
   it('a version label is a KV version or keyring entry number; anything else cannot name a key', async () => {
-    const { source } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     for (const bad of [0, -1, 1.5, Number.NaN])
       await expect(source.keyringFor(kekB.kekId, bad)).rejects.toThrow(/version label must be a positive integer/);
   });
 
   it('the common case answers from memory, without asking the source', async () => {
-    const { source } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     let asked = 0;
     source.fetch = () => {
@@ -161,7 +164,7 @@ describe('base key source', () => {
   });
 
   it('postcondition: a keyring without the KEK would send the caller on to decrypt with the wrong key', async () => {
-    const { source } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     source.fetch = () => Promise.resolve(Keyring.single(kekA));
     await expect(source.keyringFor(kekB.kekId, 2)).rejects.toThrow(
@@ -170,7 +173,7 @@ describe('base key source', () => {
   });
 
   it('an unexpected error while fetching becomes KekUnavailableError without its message', async () => {
-    const { source } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     source.fetch = () => Promise.reject(new Error(`secret detail ${keyB}`));
     const failure = source.keyringFor(kekB.kekId, 2);
@@ -179,7 +182,7 @@ describe('base key source', () => {
   });
 
   it('after stop, nothing is installed and unknown KEKs fail closed', async () => {
-    const { source } = make(async (s) => s.install(Keyring.single(kekA)));
+    const { source } = make((s) => s.install(Keyring.single(kekA)));
     await source.start();
     await source.stop();
     source.install(Keyring.single(kekB));

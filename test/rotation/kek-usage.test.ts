@@ -38,7 +38,7 @@ describe('GET /v1/keys and the provsec_kek_rows metric', () => {
       .get('/v1/keys')
       .set('Authorization', `Bearer ${await svc.token('management-api')}`);
     expect(forbidden.status).toBe(403);
-    expect(forbidden.body.keys).toBeUndefined();
+    expect((forbidden.body as { keys?: unknown }).keys).toBeUndefined();
   });
 
   test('with keys:admin it lists the KEK ids, which is current, and the rows each wraps (ids only, no key bytes)', async () => {
@@ -53,8 +53,9 @@ describe('GET /v1/keys and the provsec_kek_rows metric', () => {
       rowsNotUnderCurrent: 3,
       rowsUnderUnavailableKeks: 0,
     });
-    expect(response.body.keys).toHaveLength(2);
-    expect(response.body.keys).toEqual(
+    const { keys } = response.body as { keys: unknown[] };
+    expect(keys).toHaveLength(2);
+    expect(keys).toEqual(
       expect.arrayContaining([
         { kekId: kek1.kek.kekId, versionLabel: 1, current: false, available: true, rows: 3 },
         { kekId: kek2.kek.kekId, versionLabel: 2, current: true, available: true, rows: 0 },
@@ -76,10 +77,10 @@ describe('the rows-per-KEK counter', () => {
     let queries = 0;
     let failNext = false;
     const pool = {
-      query: async () => {
+      query: () => {
         queries += 1;
-        if (failNext) throw new Error('database unavailable');
-        return { rows: [{ kek_id: 'kek_a', rows: String(queries) }] };
+        if (failNext) return Promise.reject(new Error('database unavailable'));
+        return Promise.resolve({ rows: [{ kek_id: 'kek_a', rows: String(queries) }] });
       },
     } as unknown as Pool;
     let now = 0;

@@ -16,6 +16,7 @@ import {
   sleep,
   waitFor,
 } from './support/rotation-kit';
+import { bodyOf, type ProvisionSecretJson } from '../api/support/api-client';
 
 describe('API rotations and deletions during a rewrap', () => {
   let svc: TestService;
@@ -101,7 +102,7 @@ describe('API rotations and deletions during a rewrap', () => {
     const count = await svc.pool.query<{ n: string }>("SELECT count(*) AS n FROM ota_groups WHERE id LIKE 'held-%'");
     expect(Number(count.rows[0]!.n)).toBe(ids.length - 1);
     for (const id of ids.filter((candidate) => candidate !== 'held-3' && candidate !== 'held-5'))
-      expect((await readSecret(id)).body.provisionSecret).toBe(secretFor(id));
+      expect(bodyOf<ProvisionSecretJson>(await readSecret(id)).provisionSecret).toBe(secretFor(id));
   });
 
   test('many rotations and deletions racing a rewrap of small batches: every read returns the latest secret, no deleted row comes back', async () => {
@@ -124,7 +125,10 @@ describe('API rotations and deletions during a rewrap', () => {
     for (const id of ids) {
       const read = await readSecret(id);
       if (deleted.has(id)) expect(read.status).toBe(404);
-      else expect(read.body.provisionSecret).toBe(rotatedIds.has(id) ? `${id}-rotated` : secretFor(id));
+      else
+        expect(bodyOf<ProvisionSecretJson>(read).provisionSecret).toBe(
+          rotatedIds.has(id) ? `${id}-rotated` : secretFor(id),
+        );
     }
   });
 });

@@ -64,7 +64,7 @@ describe('a rotation arriving in the middle of a run', () => {
       const ids = await seedRows(pool, Keyring.single(kek1), 40);
       const kek3 = newKek(3).kek;
       let keyring = rotated;
-      const keys = { currentKeyring: () => keyring, keyringFor: async () => keyring };
+      const keys = { currentKeyring: () => keyring, keyringFor: () => Promise.resolve(keyring) };
       let batches = 0;
       const result = await rewrapAll(
         { pool, keys },

@@ -7,6 +7,7 @@ import request from 'supertest';
 import { rewrapAll } from '../../src/rotation/rewrap';
 import { startTestService, type TestService } from '../support/test-service';
 import { newKek, rowsPerKek, runRewrapCli, secretFor, waitFor } from './support/rotation-kit';
+import { bodyOf, type DeviceGroupJson, type ProvisionSecretJson } from '../api/support/api-client';
 
 const GROUPS = 24;
 
@@ -57,7 +58,7 @@ describe('KEK rotation end to end (file key source, API, library rewrap and the 
         .set('Authorization', `Bearer ${management}`)
         .send({ id, provisionSecret: secretFor(id) });
       expect(created.status).toBe(201);
-      expect(created.body.kekId).toBe(kek1.kek.kekId);
+      expect(bodyOf<DeviceGroupJson>(created).kekId).toBe(kek1.kek.kekId);
     }
 
     // Rotation in Vault: the agent renders a keyring whose current is the new version.
@@ -66,7 +67,7 @@ describe('KEK rotation end to end (file key source, API, library rewrap and the 
       .post('/v1/device-groups')
       .set('Authorization', `Bearer ${management}`)
       .send({ id: 'e2e-new', provisionSecret: secretFor('e2e-new') });
-    expect(fresh.body.kekId).toBe(kek2.kek.kekId);
+    expect(bodyOf<DeviceGroupJson>(fresh).kekId).toBe(kek2.kek.kekId);
     const rotated = await api()
       .put('/v1/device-groups/e2e-0/provision-secret')
       .set('Authorization', `Bearer ${management}`)
@@ -128,7 +129,7 @@ describe('KEK rotation end to end (file key source, API, library rewrap and the 
     const newest = await api()
       .get('/v1/device-groups/e2e-new/provision-secret')
       .set('Authorization', `Bearer ${worker}`);
-    expect(newest.body.provisionSecret).toBe(secretFor('e2e-new'));
+    expect(bodyOf<ProvisionSecretJson>(newest).provisionSecret).toBe(secretFor('e2e-new'));
     const after = await waitFor(async () => {
       const status = await keyStatus();
       return status.keys.length === 1 ? status : undefined;

@@ -53,7 +53,7 @@ describe('rewrap under failure', () => {
     const before = byId(await allRows(pool));
     let seen = 0;
     // The third batch's statement fails: batches one and two are committed, three must leave no trace.
-    const failing = interceptingPool(pool, async (sql) => {
+    const failing = interceptingPool(pool, (sql) => {
       if (isTarget(sql) && ++seen === 3) throw new InjectedStorageError('storage failed midway');
     });
     await expect(rewrapAll({ pool: failing, keys: fixedKeys(rotated) }, { batchSize: 10 })).rejects.toThrow(

@@ -3,11 +3,18 @@
  * GET /v1/keys shows the stranded rows, reads of them fail closed (500, no plaintext), and the
  * rewrap command exits 1 naming the missing KEK. Putting the KEK back lets the rewrap finish.
  */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import request from 'supertest';
 import { startTestService, type TestService } from '../support/test-service';
 import { newKek, rowsPerKek, runRewrapCli, secretFor, waitFor } from './support/rotation-kit';
 
 const STRANDED = 4;
+
+/** The /readyz body (health-routes.ts): each check's outcome by name. */
+interface ReadinessJson {
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
 
 describe('a KEK removed while rows still need it', () => {
   let svc: TestService;
@@ -45,10 +52,10 @@ describe('a KEK removed while rows still need it', () => {
 
     const ready = await waitFor(async () => {
       const response = await request(svc.url).get('/readyz');
-      return response.body?.checks?.storedKeks?.detail ? response : undefined;
+      return (response.body as Partial<ReadinessJson>).checks?.storedKeks?.detail ? response : undefined;
     }, '/readyz to report the missing KEK');
     expect(ready.status).toBe(200);
-    expect(ready.body.checks.storedKeks).toEqual({
+    expect((ready.body as ReadinessJson).checks.storedKeks).toEqual({
       ok: true,
       detail: expect.stringContaining(`${kek1.kek.kekId} (${STRANDED})`),
     });
@@ -57,12 +64,13 @@ describe('a KEK removed while rows still need it', () => {
       .get('/v1/keys')
       .set('Authorization', `Bearer ${await svc.token('key-admin')}`);
     expect(status.status).toBe(200);
-    expect(status.body.keys).toEqual(
+    const keyStatus = status.body as { keys: unknown[]; rowsUnderUnavailableKeks: number };
+    expect(keyStatus.keys).toEqual(
       expect.arrayContaining([
         { kekId: kek1.kek.kekId, versionLabel: null, current: false, available: false, rows: STRANDED },
       ]),
     );
-    expect(status.body.rowsUnderUnavailableKeks).toBe(STRANDED);
+    expect(keyStatus.rowsUnderUnavailableKeks).toBe(STRANDED);
 
     const read = await request(svc.url)
       .get('/v1/device-groups/stranded-0/provision-secret')
@@ -73,7 +81,7 @@ describe('a KEK removed while rows still need it', () => {
       title: 'Stored Secret Unreadable',
       detail: expect.stringContaining('kek_unavailable'),
     });
-    expect(read.body.provisionSecret).toBeUndefined();
+    expect((read.body as { provisionSecret?: unknown }).provisionSecret).toBeUndefined();
     expect(read.text).not.toContain(secretFor('stranded-0'));
 
     const stranded = await runRewrapCli(cliEnv(), ['--crypto-threads', '0']);

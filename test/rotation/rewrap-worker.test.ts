@@ -8,6 +8,7 @@ import { Keyring, sealSecret } from '../../src/crypto';
 import { startTestService, type TestService } from '../support/test-service';
 import { newKek, rowsPerKek, secretFor, waitFor } from './support/rotation-kit';
 import { createDeviceGroupStore } from '../../src/store/device-group-store';
+import { bodyOf, type ProvisionSecretJson } from '../api/support/api-client';
 
 describe('the background rewrap worker', () => {
   let svc: TestService;
@@ -70,13 +71,10 @@ describe('the background rewrap worker', () => {
     await waitFor(() => svc.service.keySource.status().knownKekIds.length === 1, 'KEK1 to be retired');
     const worker = await svc.token('system:serviceaccount:provisioning:cert-worker');
     for (const id of ['bg-0', 'bg-9', 'bg-late']) {
-      expect(
-        (
-          await request(svc.url)
-            .get(`/v1/device-groups/${id}/provision-secret`)
-            .set('Authorization', `Bearer ${worker}`)
-        ).body.provisionSecret,
-      ).toBe(secretFor(id));
+      const read = await request(svc.url)
+        .get(`/v1/device-groups/${id}/provision-secret`)
+        .set('Authorization', `Bearer ${worker}`);
+      expect(bodyOf<ProvisionSecretJson>(read).provisionSecret).toBe(secretFor(id));
     }
   });
 });

@@ -2,7 +2,17 @@
  * Supertest against a running test service, as a named identity, with every response checked
  * against the OpenAPI document (openapi-validator.ts).
  */
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import request, { type Response, type Test } from 'supertest';
+import type { z } from 'zod';
+import type {
+  auditEventPageSchema,
+  auditEventSchema,
+  deviceGroupMetadataSchema,
+  deviceGroupPageSchema,
+  provisionSecretResponseSchema,
+} from '../../../src/http/schemas';
 import type { TestService } from '../../support/test-service';
 import { expectDocumented } from './openapi-validator';
 
@@ -75,6 +85,21 @@ export function apiFor(svc: TestService, defaultSubject: string | null = MANAGEM
     send: (method, path, build, options = {}) => call(method, path, options, build),
     tokenFor,
   };
+}
+
+/** JSON response bodies, typed by the schemas the OpenAPI document is generated from. */
+export type DeviceGroupJson = z.infer<typeof deviceGroupMetadataSchema>;
+export type DeviceGroupPageJson = z.infer<typeof deviceGroupPageSchema>;
+export type ProvisionSecretJson = z.infer<typeof provisionSecretResponseSchema>;
+export type AuditEventJson = z.infer<typeof auditEventSchema>;
+export type AuditEventPageJson = z.infer<typeof auditEventPageSchema>;
+
+/**
+ * A response's parsed JSON body as the type the caller expects. Typing only: every ApiClient
+ * response has already been checked against the OpenAPI document (expectDocumented).
+ */
+export function bodyOf<T>(res: Response): T {
+  return res.body as T;
 }
 
 /** A problem+json response of this status whose `type` is one of ours. */

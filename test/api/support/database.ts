@@ -19,7 +19,7 @@ export interface AuditRow {
 
 /** Every row of ota_groups, envelope bytes included (hex), in id order: compare before/after to prove nothing changed. */
 export async function snapshotGroups(pool: Pool): Promise<unknown[]> {
-  const result = await pool.query(
+  const result = await pool.query<Record<string, unknown>>(
     `SELECT id, name, secret_version, kek_id, kek_version, encode(provision_secret_envelope, 'hex') AS envelope_hex, created_at::text, updated_at::text
        FROM ota_groups ORDER BY id`,
   );

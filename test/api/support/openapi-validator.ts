@@ -77,7 +77,7 @@ export function expectDocumented(res: Response, method: string, path: string): v
 
   for (const [name, headerObject] of Object.entries((response.headers ?? {}) as Record<string, JsonObject>)) {
     const header = resolve(headerObject);
-    const value = res.headers[name.toLowerCase()] as string | undefined;
+    const value = res.headers[name.toLowerCase()];
     if (value === undefined) {
       if (header.required === true)
         throw new Error(`${method} ${template} ${res.status}: documented header ${name} is missing`);

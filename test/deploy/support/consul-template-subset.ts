@@ -233,7 +233,7 @@ function truth(value: unknown): boolean {
   if (typeof value === 'string') return value !== '';
   if (value instanceof JsonNumber) return value.text !== '';
   if (Array.isArray(value)) return value.length > 0;
-  return Object.keys(value as object).length > 0;
+  return Object.keys(value).length > 0;
 }
 
 /** Go's reflect kind, as far as eq and printf care. */

@@ -38,10 +38,10 @@ export async function migratedDatabase(): Promise<{ url: string; pool: Pool }> {
 export function fixedKeys(keyring: Keyring) {
   return {
     currentKeyring: () => keyring,
-    keyringFor: async (kekId: string) => {
-      if (!keyring.has(kekId)) throw new KekUnavailableError(`KEK ${kekId} is not in the keyring`, kekId);
-      return keyring;
-    },
+    keyringFor: (kekId: string) =>
+      keyring.has(kekId)
+        ? Promise.resolve(keyring)
+        : Promise.reject(new KekUnavailableError(`KEK ${kekId} is not in the keyring`, kekId)),
   };
 }
 
@@ -106,7 +106,7 @@ export async function rowsPerKek(pool: Pick<Pool, 'query'>): Promise<Record<stri
  */
 export function interceptingPool(
   pool: Pool,
-  intercept: (sql: string) => Promise<void>,
+  intercept: (sql: string) => void | Promise<void>,
 ): Pick<Pool, 'connect' | 'query'> {
   const wrap = (client: PoolClient): PoolClient =>
     new Proxy(client, {
@@ -120,7 +120,7 @@ export function interceptingPool(
     });
   return {
     connect: (async () => wrap(await pool.connect())) as Pool['connect'],
-    query: pool.query.bind(pool) as Pool['query'],
+    query: pool.query.bind<Pool['query']>(pool),
   };
 }
 

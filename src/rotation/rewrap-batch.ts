@@ -5,7 +5,7 @@
  * Invariants: only rows this transaction claimed are written; a row that cannot be rewrapped is
  * left untouched and reported; the KEK id written is the one every new envelope names.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { PoolClient } from 'pg';
 import type { Keyring } from '../crypto';
 import { claimBatch, writeRewrapped, type ClaimedRow, type ClaimMode } from './rewrap-store';
 import { inThreadRewrapCrypto, type RewrapCrypto } from './rewrap-rows';
@@ -35,23 +35,54 @@ export class RewrapInvariantError extends Error {
   override readonly name = 'RewrapInvariantError';
 }
 
+/**
+ * Where the lanes sweeping one old KEK stand: one claim at a time, each starting after the rows
+ * the previous claim took, so lanes sharing a cursor never claim the same row twice.
+ */
+export class ClaimCursor {
+  private afterId: string | undefined;
+  private exhausted = false;
+  private turn: Promise<void> = Promise.resolve();
+
+  /** false once a claim came back empty (or a lane broke): the lanes stop claiming. */
+  get open(): boolean {
+    return !this.exhausted;
+  }
+
+  close(): void {
+    this.exhausted = true;
+  }
+
+  /** Runs `claim` from the cursor while no other claim can start, then moves the cursor past what it took. */
+  async claimNext<Row extends { readonly id: string }>(
+    claim: (afterId: string | undefined) => Promise<Row[]>,
+  ): Promise<Row[]> {
+    const previous = this.turn;
+    let release!: () => void;
+    this.turn = new Promise<void>((resolve) => (release = resolve));
+    await previous;
+    try {
+      const rows = await claim(this.afterId);
+      const last = rows[rows.length - 1];
+      if (last === undefined) this.exhausted = true;
+      else this.afterId = last.id;
+      return rows;
+    } finally {
+      release();
+    }
+  }
+}
+
 export interface BatchSpec {
   readonly fromKekId: string;
   /** Unwraps under fromKekId and wraps under its current KEK. */
   readonly keyring: Keyring;
-  /** Where the claim starts (exclusive); asked once the claim turn is held, so lanes share a cursor. */
-  readonly afterId: () => string | undefined;
+  /** Where the claim starts; shared by every lane sweeping fromKekId. */
+  readonly cursor: ClaimCursor;
   readonly batchSize: number;
   readonly mode: ClaimMode;
   readonly lockTimeoutMs: number;
   readonly crypto?: RewrapCrypto;
-  /**
-   * Called with the claimed rows while no other claim may start (lanes share one cursor): the
-   * caller advances its cursor here so the next lane's claim begins after this batch.
-   */
-  readonly onClaimed?: (rows: readonly ClaimedRow[]) => void;
-  /** Serializes claims between lanes; resolves to the function that lets the next claim go. */
-  readonly claimTurn?: () => Promise<() => void>;
 }
 
 /** Runs one batch on `client` (the caller's connection; this opens and ends the transaction). */
@@ -60,21 +91,16 @@ export async function runRewrapBatch(client: Pick<PoolClient, 'query'>, spec: Ba
   let phaseStartedAt = performance.now();
   await client.query('BEGIN');
   try {
-    let claimed: ClaimedRow[];
-    const endTurn = spec.claimTurn ? await spec.claimTurn() : () => undefined;
-    try {
+    const claimed = await spec.cursor.claimNext((afterId) => {
       phaseStartedAt = performance.now();
-      claimed = await claimBatch(client, {
+      return claimBatch(client, {
         kekId: spec.fromKekId,
-        afterId: spec.afterId(),
+        afterId,
         limit: spec.batchSize,
         mode: spec.mode,
         lockTimeoutMs: spec.lockTimeoutMs,
       });
-      spec.onClaimed?.(claimed);
-    } finally {
-      endTurn();
-    }
+    });
     const claimMs = performance.now() - phaseStartedAt;
     const lastId = claimed[claimed.length - 1]?.id;
     if (claimed.length === 0) {
@@ -151,20 +177,5 @@ export async function runRewrapBatch(client: Pick<PoolClient, 'query'>, spec: Ba
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
-  }
-}
-
-/** One batch on a connection of its own from `pool` (for callers without a lane of their own). */
-export async function runRewrapBatchOnPool(pool: Pick<Pool, 'connect'>, spec: BatchSpec): Promise<RewrapBatchReport> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    return await runRewrapBatch(client, spec);
-  } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    // A connection whose transaction failed may be in any state: discard it rather than reuse it.
-    client.release(broken);
   }
 }

@@ -14,7 +14,7 @@
 import type { Pool } from 'pg';
 import { KekUnavailableError, type Keyring } from '../crypto';
 import type { KeySource } from '../keys/key-source';
-import { runRewrapBatch, runRewrapBatchOnPool, type RewrapBatchReport, type RewrapFailure } from './rewrap-batch';
+import { ClaimCursor, runRewrapBatch, type RewrapBatchReport, type RewrapFailure } from './rewrap-batch';
 import { inThreadRewrapCrypto, type RewrapCrypto } from './rewrap-rows';
 import { countRowsToRewrap, pendingKeks, type ClaimMode, type PendingKek } from './rewrap-store';
 import { createThreadedRewrapCrypto } from './rewrap-thread-pool';
@@ -96,29 +96,6 @@ function currentKeyringOf(keys: RewrapDeps['keys']): Keyring {
   return keyring;
 }
 
-/**
- * Claims up to `batchSize` rows under `fromKekId` (ids after `afterId`), rewraps them to the current
- * KEK and commits, on a connection of its own. Rows another worker holds are skipped, not waited for.
- */
-export async function rewrapBatch(
-  deps: RewrapDeps,
-  options: { fromKekId: string; batchSize: number; afterId?: string; crypto?: RewrapCrypto },
-): Promise<RewrapBatchReport> {
-  const current = currentKeyringOf(deps.keys);
-  const keyring = await deps.keys.keyringFor(options.fromKekId, null);
-  if (keyring.current.kekId !== current.current.kekId)
-    throw new NoKeyringError('the current KEK changed while the batch started; run it again');
-  return runRewrapBatchOnPool(deps.pool, {
-    fromKekId: options.fromKekId,
-    keyring,
-    afterId: () => options.afterId,
-    batchSize: options.batchSize,
-    mode: 'skip-locked',
-    lockTimeoutMs: DEFAULT_LOCK_TIMEOUT_MS,
-    ...(options.crypto ? { crypto: options.crypto } : {}),
-  });
-}
-
 /** Rewraps until nothing is left that can be rewrapped (see the header for how a run ends). */
 export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promise<RewrapRunResult> {
   const concurrency = options.concurrency ?? 1;
@@ -160,16 +137,7 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
 
   /** Every row under one old KEK, by `concurrency` lanes sharing one cursor. Returns rows rewrapped. */
   async function sweep(kek: PendingKek, keyring: Keyring, mode: ClaimMode): Promise<number> {
-    let cursor: string | undefined;
-    let exhausted = false;
-    let turn: Promise<void> = Promise.resolve();
-    const claimTurn = async (): Promise<() => void> => {
-      const previous = turn;
-      let release!: () => void;
-      turn = new Promise<void>((resolve) => (release = resolve));
-      await previous;
-      return release;
-    };
+    const cursor = new ClaimCursor();
     let movedRows = 0;
     const batchCrypto = cryptoForBatches();
     // A newer current KEK ends the sweep early: the next pass rewraps to that one instead.
@@ -178,26 +146,21 @@ export async function rewrapAll(deps: RewrapDeps, options: RewrapOptions): Promi
       const client = await deps.pool.connect();
       let broken: Error | undefined;
       try {
-        while (!exhausted && !shouldStop() && stillCurrent()) {
+        while (cursor.open && !shouldStop() && stillCurrent()) {
           const report = await runRewrapBatch(client, {
             fromKekId: kek.kekId,
             keyring,
-            afterId: () => cursor,
+            cursor,
             batchSize: options.batchSize,
             mode,
             lockTimeoutMs,
             crypto: batchCrypto,
-            claimTurn,
-            onClaimed: (rows) => {
-              if (rows.length === 0) exhausted = true;
-              else cursor = rows[rows.length - 1]?.id;
-            },
           });
           movedRows += report.rewrapped;
           if (report.claimed > 0) recordBatch(report);
         }
       } catch (error) {
-        exhausted = true; // the other lanes finish their batch and stop
+        cursor.close(); // the other lanes finish their batch and stop
         broken = error instanceof Error ? error : new Error(String(error));
         throw error;
       } finally {

@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { Keyring } from '../../src/crypto';
-import { rewrapAll, rewrapBatch, type RewrapRunResult } from '../../src/rotation/rewrap';
+import { rewrapAll, type RewrapBatchReport, type RewrapRunResult } from '../../src/rotation/rewrap';
 import {
   fixedKeys,
   migratedDatabase,
@@ -58,17 +58,23 @@ describe('concurrent rewrap runs', () => {
     for (const id of ids) expect(secrets.get(id)).toBe(secretFor(id));
   });
 
-  test('one batch (rewrapBatch) claims in id order and skips a row another worker holds instead of waiting', async () => {
+  test('one batch claims in id order and skips a row another worker holds instead of waiting', async () => {
     const ids = await seedRows(pool, underKek1, 10);
     const holder = await pool.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM ota_groups WHERE id = $1 FOR UPDATE', [ids[1]]);
-      const report = await withinMs(
-        rewrapBatch({ pool, keys: fixedKeys(rotated) }, { fromKekId: kek1.kekId, batchSize: 4 }),
+      // The public path, stopped after its first batch (a skipping pass, as every run begins).
+      const reports: RewrapBatchReport[] = [];
+      await withinMs(
+        rewrapAll(
+          { pool, keys: fixedKeys(rotated) },
+          { batchSize: 4, onBatch: (batch) => reports.push(batch), shouldStop: () => reports.length > 0 },
+        ),
         5000,
         'one batch',
       );
+      const report = reports[0];
       expect(report).toMatchObject({ claimed: 4, rewrapped: 4, lastId: ids[4], failures: [] });
       await holder.query('COMMIT');
       expect(await rowsPerKek(pool)).toEqual({ [kek1.kekId]: 6, [kek2.kekId]: 4 });

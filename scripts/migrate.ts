@@ -10,7 +10,7 @@ import { join } from 'node:path';
 async function main(): Promise<number> {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { listens: false });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`provsec migrate: configuration error: ${error.message}\n`);

@@ -108,7 +108,7 @@ async function main(): Promise<number> {
         quiet: { type: 'boolean', default: false },
       },
     });
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { listens: false });
     batchSize = wholeNumber(values['batch-size'], config.rewrap.batchSize, 1, 10_000, 'batch-size');
     concurrency = wholeNumber(values.concurrency, 2, 1, 8, 'concurrency');
     // One crypto thread puts a second core to work beside the main thread (which talks to Postgres);

@@ -79,11 +79,21 @@ export type AuthConfig =
       requireRecipientKey: boolean;
     };
 
+/** The listener's certificate pair (PEM files, hot-reloaded); both may name one combined file. */
+export interface ListenerTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
 export interface Config {
   readonly nodeEnv: 'development' | 'test' | 'production';
   readonly production: boolean;
   readonly host: string;
   readonly port: number;
+  /** Unset: plain HTTP (development, or production with TLS_DISABLE=true). */
+  readonly tls: ListenerTlsConfig | undefined;
+  /** TLS_DISABLE=true: production serving plaintext on purpose (e.g. behind a mutual-TLS mesh). */
+  readonly tlsDisabled: boolean;
   /** Unset outside production: start the embedded Postgres in `stateDir`. */
   readonly databaseUrl: string | undefined;
   readonly databasePoolMax: number;
@@ -142,7 +152,15 @@ function required<T>(env: Env, name: string, schema: z.ZodType<T>, why: string):
   return value;
 }
 
-export function loadConfig(env: Env): Config {
+export interface LoadConfigOptions {
+  /**
+   * false for the one-off Jobs (migrate, rewrap), which open no listener: the production rule that
+   * the listener must be TLS does not concern them. Everything else (TLS to Postgres) still does.
+   */
+  readonly listens?: boolean;
+}
+
+export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   const nodeEnv = read(
     env,
     'NODE_ENV',
@@ -164,6 +182,7 @@ export function loadConfig(env: Env): Config {
     production,
     host: read(env, 'HOST', nonEmpty, '0.0.0.0'),
     port: read(env, 'PORT', integer(0, 65535), '8080'),
+    ...loadListenerTlsConfig(env, production && (options.listens ?? true)),
     databaseUrl,
     databasePoolMax: read(env, 'DATABASE_POOL_MAX', integer(1, 200), '10'),
     stateDir,
@@ -186,6 +205,33 @@ export function loadConfig(env: Env): Config {
       batchSize: read(env, 'REWRAP_BATCH_SIZE', integer(1, 10_000), '1000'),
       intervalMs: read(env, 'REWRAP_INTERVAL_MS', integer(1000, 86_400_000), '60000'),
     },
+  };
+}
+
+function loadListenerTlsConfig(
+  env: Env,
+  productionListener: boolean,
+): { tls: ListenerTlsConfig | undefined; tlsDisabled: boolean } {
+  const certFile = optional(env, 'TLS_CERT_FILE', nonEmpty);
+  const keyFile = optional(env, 'TLS_KEY_FILE', nonEmpty);
+  const tlsDisabled = read(env, 'TLS_DISABLE', bool, 'false');
+  // One without the other would leave the listener either keyless or silently plaintext.
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError(
+      'TLS_CERT_FILE and TLS_KEY_FILE',
+      `must be set together (only ${certFile === undefined ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'} is set)`,
+    );
+  if (tlsDisabled && certFile !== undefined)
+    throw new ConfigError('TLS_DISABLE', 'must not be true while TLS_CERT_FILE and TLS_KEY_FILE are set (choose one)');
+  // Secrets and bearer tokens cross this listener: production serves plaintext only when told to on purpose.
+  if (productionListener && certFile === undefined && !tlsDisabled)
+    throw new ConfigError(
+      'TLS_CERT_FILE',
+      'and TLS_KEY_FILE are required when NODE_ENV=production (or TLS_DISABLE=true behind a mutual-TLS mesh)',
+    );
+  return {
+    tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+    tlsDisabled,
   };
 }
 

@@ -9,6 +9,7 @@ import type { ReadinessCheck } from './http/health-routes';
 import type { KeySource } from './keys';
 import type { KekUsageCounter } from './rotation/kek-usage';
 import { keyStatus } from './service/key-status';
+import type { ServingCertificate } from './tls/serving-certificate';
 
 export function databaseCheck(pool: Pick<Pool, 'query'>): ReadinessCheck {
   return {
@@ -70,6 +71,35 @@ export function keksForStoredRowsCheck(
         ok: true,
         detail: `rows under KEKs the ${status.source.kind} source does not hold: ${missing.map((entry) => `${entry.kekId} (${entry.rows})`).join(', ')}`,
       };
+    },
+  };
+}
+
+/**
+ * The serving certificate: a refused reload does not fail readiness (the last good pair serves) but
+ * is shown; a served certificate past its notAfter does, since every verifying client refuses it.
+ */
+export function servingCertificateCheck(
+  certificate: Pick<ServingCertificate, 'status'>,
+  now: () => Date = () => new Date(),
+): ReadinessCheck {
+  return {
+    name: 'tlsCertificate',
+    check: () => {
+      const { serialNumber, notAfter, lastReloadFailure } = certificate.status();
+      if (now().getTime() >= notAfter.getTime())
+        return Promise.resolve({
+          ok: false,
+          detail: `the served certificate (serial ${serialNumber}) expired at ${notAfter.toISOString()}`,
+        });
+      return Promise.resolve(
+        lastReloadFailure === undefined
+          ? { ok: true }
+          : {
+              ok: true,
+              detail: `serving certificate serial ${serialNumber} (notAfter ${notAfter.toISOString()}); the reload at ${lastReloadFailure.at.toISOString()} was refused: ${lastReloadFailure.reason}`,
+            },
+      );
     },
   };
 }

@@ -35,7 +35,14 @@ import { openApiRoutes } from './http/openapi';
 import { createKekUsageCounter } from './rotation/kek-usage';
 import { createRewrapWorker } from './rotation/rewrap-worker';
 import { registerKekRowsMetric } from './metrics/kek-rows-metric';
-import { databaseCheck, keksForStoredRowsCheck, keyringCheck, migrationsCheck } from './readiness-checks';
+import {
+  databaseCheck,
+  keksForStoredRowsCheck,
+  keyringCheck,
+  migrationsCheck,
+  servingCertificateCheck,
+} from './readiness-checks';
+import { ServingCertificate } from './tls/serving-certificate';
 
 export interface RunningService {
   readonly port: number;
@@ -100,12 +107,16 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       cleanups.push(() => worker.stop());
     }
 
+    const certificate = await startServingCertificate(config, logger, registry);
+    if (certificate) cleanups.push(() => certificate.stop());
+
     let draining = false;
     const readinessChecks = [
       databaseCheck(pool),
       migrationsCheck(pool, await readMigrationFiles(SQL_DIR)),
       keyringCheck(keySource),
       keksForStoredRowsCheck(keySource, usage),
+      ...(certificate ? [servingCertificateCheck(certificate)] : []),
     ];
     const app = createApp({
       logger,
@@ -120,8 +131,11 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       ],
       errorMappers: [serviceErrorMapper],
     });
-    const server = await listen(app, { host: config.host, port: config.port });
-    logger.info({ port: server.port, embeddedDatabase: config.databaseUrl === undefined }, 'provsec listening');
+    const server = await listen(app, { host: config.host, port: config.port, certificate });
+    logger.info(
+      { port: server.port, tls: certificate !== undefined, embeddedDatabase: config.databaseUrl === undefined },
+      'provsec listening',
+    );
 
     return {
       port: server.port,
@@ -144,6 +158,26 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     await cleanUp();
     throw error;
   }
+}
+
+/** The listener's certificate, watched for renewals; undefined means plain HTTP. */
+async function startServingCertificate(
+  config: Config,
+  logger: Logger,
+  registry: Registry,
+): Promise<ServingCertificate | undefined> {
+  if (config.tls === undefined) {
+    // Config allows this in production only with TLS_DISABLE=true; say so once, loudly.
+    if (config.production)
+      logger.warn('TLS_DISABLE=true: the listener is PLAINTEXT HTTP; secrets and tokens cross it unencrypted');
+    return undefined;
+  }
+  const certificate = await ServingCertificate.load(config.tls, {
+    logger: logger.child({ component: 'tls' }),
+    registry,
+  });
+  certificate.start();
+  return certificate;
 }
 
 async function startEmbedded(config: Config, logger: Logger): Promise<EmbeddedPostgresHandle> {

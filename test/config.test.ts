@@ -7,6 +7,8 @@ const PRODUCTION_BASE: Env = {
   AUTH_ISSUER: 'https://kubernetes.default.svc.cluster.local',
   AUTH_JWKS_URL: 'https://kubernetes.default.svc.cluster.local/openid/v1/jwks',
   AUTH_POLICY_FILE: '/etc/provsec/policy.json',
+  TLS_CERT_FILE: '/vault/secrets/serving-tls.pem',
+  TLS_KEY_FILE: '/vault/secrets/serving-tls.pem',
 };
 
 function configErrorFor(env: Env): ConfigError {

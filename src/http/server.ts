@@ -1,10 +1,20 @@
 /**
- * The HTTP listener and its graceful stop: refuse new connections, let in-flight requests finish
- * (bounded by the drain timeout), then cut whatever is left.
+ * The HTTP(S) listener and its graceful stop: refuse new connections, let in-flight requests finish
+ * (bounded by the drain timeout), then cut whatever is left. With a serving certificate it speaks
+ * only TLS, and a renewed certificate is swapped in for new connections without cutting any.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
+import type { CertificatePair } from '../tls/certificate-pair';
+import { secureContextOptions } from '../tls/server-tls-options';
+
+/** What the listener needs of the serving certificate (src/tls/serving-certificate.ts). */
+export interface ListenerCertificate {
+  current(): CertificatePair;
+  onRenewal(listener: (pair: CertificatePair) => void): void;
+}
 
 export interface RunningServer {
   readonly server: Server;
@@ -15,9 +25,17 @@ export interface RunningServer {
 
 export async function listen(
   handler: RequestListener,
-  options: { host: string; port: number },
+  options: { host: string; port: number; certificate?: ListenerCertificate },
 ): Promise<RunningServer> {
-  const server = createServer(handler);
+  const { certificate } = options;
+  let server: Server;
+  if (certificate === undefined) server = createServer(handler);
+  else {
+    const httpsServer = createHttpsServer(secureContextOptions(certificate.current()), handler);
+    // setSecureContext affects only handshakes that start afterwards: open connections keep theirs.
+    certificate.onRenewal((pair) => httpsServer.setSecureContext(secureContextOptions(pair)));
+    server = httpsServer;
+  }
   // Slowloris bounds: a client must send its headers and body within these windows.
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 
 export interface FileChangeWatcherOptions {
   readonly filePath: string;
+  /** What the file is, for log lines ("key file", "TLS certificate file"). Default "key file". */
+  readonly fileLabel?: string;
   readonly pollIntervalMs: number;
   readonly debounceMs: number;
   /** false: poll only (for volumes where inotify never fires). */
@@ -29,6 +31,10 @@ export class FileChangeWatcher {
   private running = false;
 
   constructor(private readonly options: FileChangeWatcherOptions) {}
+
+  private get fileLabel(): string {
+    return this.options.fileLabel ?? 'key file';
+  }
 
   start(): void {
     this.running = true;
@@ -64,7 +70,7 @@ export class FileChangeWatcher {
       watcher.on('error', (error: NodeJS.ErrnoException) => {
         this.options.logger.warn(
           { code: error.code ?? null },
-          'key file directory watch failed; polling until it can be watched again',
+          `${this.fileLabel} directory watch failed; polling until it can be watched again`,
         );
         watcher.close();
         if (this.directoryWatcher === watcher) this.directoryWatcher = undefined;
@@ -76,7 +82,7 @@ export class FileChangeWatcher {
       if (!this.watchFailureLogged) {
         this.options.logger.warn(
           { code: (error as NodeJS.ErrnoException).code ?? null },
-          'cannot watch the key file directory yet; polling',
+          `cannot watch the ${this.fileLabel} directory yet; polling`,
         );
         this.watchFailureLogged = true;
       }
@@ -96,7 +102,7 @@ export class FileChangeWatcher {
     } catch (error) {
       this.options.logger.warn(
         { errorName: error instanceof Error ? error.name : typeof error },
-        'key file poll failed',
+        `${this.fileLabel} poll failed`,
       );
     } finally {
       this.schedulePoll();

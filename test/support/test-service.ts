@@ -104,7 +104,7 @@ export async function startTestService(
   const pool = poolFor(databaseUrl);
 
   return {
-    url: `http://127.0.0.1:${service.port}`,
+    url: `${config.tls ? 'https' : 'http'}://127.0.0.1:${service.port}`,
     service,
     pool,
     databaseUrl,

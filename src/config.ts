@@ -5,6 +5,7 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { APP_ROOT } from './app-root';
+import { databaseUrlProblem, httpsProblem } from './transport-security';
 import type { DevKeySourceOptions } from './keys/dev-key-source';
 import type { FileKeySourceOptions } from './keys/file-key-source';
 import { KEY_SOURCE_KINDS } from './keys/key-source';
@@ -175,6 +176,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       'DATABASE_URL',
       'is required when NODE_ENV=production (the embedded database is for development only)',
     );
+  // Secrets, keys and tokens cross these connections: production wants them verified TLS (or on this host).
+  if (production && databaseUrl !== undefined) refuseProblem('DATABASE_URL', databaseUrlProblem(databaseUrl));
   const stateDir = resolve(read(env, 'PROVSEC_STATE_DIR', nonEmpty, '.provsec'));
 
   return {
@@ -206,6 +209,16 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       intervalMs: read(env, 'REWRAP_INTERVAL_MS', integer(1000, 86_400_000), '60000'),
     },
   };
+}
+
+function refuseProblem(variable: string, problem: string | undefined): void {
+  if (problem !== undefined) throw new ConfigError(variable, problem);
+}
+
+/** The URL as given, once production's https rule (src/transport-security.ts) holds for it. */
+function productionHttps(production: boolean, variable: string, url: string): string {
+  if (production) refuseProblem(variable, httpsProblem(url));
+  return url;
 }
 
 function loadListenerTlsConfig(
@@ -254,7 +267,7 @@ function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): K
   );
   const common = {
     kind,
-    address: required(env, 'VAULT_ADDR', httpUrl, 'when KEY_SOURCE=vault'),
+    address: productionHttps(production, 'VAULT_ADDR', required(env, 'VAULT_ADDR', httpUrl, 'when KEY_SOURCE=vault')),
     kvMount: read(env, 'VAULT_KV_MOUNT', nonEmpty, 'kv-dev'),
     kvPath: read(env, 'VAULT_KV_PATH', nonEmpty, 'provisioning_secret_enc_key'),
     kvField: read(env, 'VAULT_KV_FIELD', nonEmpty, 'key'),
@@ -288,6 +301,7 @@ function loadAuthConfig(env: Env, production: boolean): AuthConfig {
   const audience = read(env, 'AUTH_AUDIENCE', nonEmpty, 'provsec');
   const maxTokenLifetimeSeconds = read(env, 'AUTH_MAX_TOKEN_LIFETIME', integer(60, 86_400), '3600');
   const jwksUrl = optional(env, 'AUTH_JWKS_URL', httpUrl);
+  if (jwksUrl !== undefined) productionHttps(production, 'AUTH_JWKS_URL', jwksUrl);
   const jwksFile = optional(env, 'AUTH_JWKS_FILE', nonEmpty);
   const issuer = optional(env, 'AUTH_ISSUER', nonEmpty);
   const jwksBearerTokenFile = optional(env, 'AUTH_JWKS_BEARER_TOKEN_FILE', nonEmpty);

@@ -2,7 +2,7 @@ import { ConfigError, loadConfig, type Env } from '../src/config';
 
 const PRODUCTION_BASE: Env = {
   NODE_ENV: 'production',
-  DATABASE_URL: 'postgres://provsec@db.internal:5432/provsec',
+  DATABASE_URL: 'postgres://provsec@db.internal:5432/provsec?sslmode=verify-full',
   KEY_SOURCE: 'file',
   AUTH_ISSUER: 'https://kubernetes.default.svc.cluster.local',
   AUTH_JWKS_URL: 'https://kubernetes.default.svc.cluster.local/openid/v1/jwks',

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:https';
+import { Pool } from 'pg';
 import { startServiceProcess, MAIN_SCRIPT } from '../resilience/support/service-process';
 import { createTestDatabase } from '../support/test-database';
 import { CertificateFiles, TestCertificateAuthority } from '../support/test-pki';
@@ -20,11 +21,22 @@ function httpsGet(url: string, agent: Agent): Promise<{ status: number; body: st
   });
 }
 
+async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe('the provsec process with TLS', () => {
   let databaseUrl: string;
+  let admin: Pool;
   beforeAll(async () => {
     databaseUrl = await createTestDatabase('process-tls');
+    admin = new Pool({ connectionString: databaseUrl, max: 2 });
   });
+  afterAll(() => admin.end());
 
   test('SIGTERM over TLS: the request in flight finishes, the process drains and exits 0', async () => {
     const ca = new TestCertificateAuthority();
@@ -38,9 +50,22 @@ describe('the provsec process with TLS', () => {
     const agent = new Agent({ keepAlive: true, ca: ca.certificatePem, servername: 'localhost' });
     try {
       await expect(httpsGet(`${url}/healthz`, agent)).resolves.toMatchObject({ status: 200 });
-      // /readyz runs every check (database, keyring, certificate): in flight while the signal lands.
+      // Provably in flight when the signal lands: /readyz counts rows in ota_groups, which a lock holds.
+      const lock = await admin.connect();
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE ota_groups IN ACCESS EXCLUSIVE MODE');
       const inFlight = httpsGet(`${url}/readyz`, agent);
+      await waitUntil(async () => {
+        const { rows } = await admin.query<{ waiting: number }>(
+          "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'provsec' AND wait_event_type = 'Lock'",
+        );
+        return (rows[0]?.waiting ?? 0) >= 1;
+      });
       proc.child.kill('SIGTERM');
+      await waitUntil(() => proc.output().includes('"msg":"shutting down"'));
+      await lock.query('COMMIT');
+      lock.release();
+      // Answered (ready or not) over the same TLS connection, not cut.
       await expect(inFlight).resolves.toMatchObject({ status: expect.any(Number) as number });
       await expect(proc.exited).resolves.toBe(0);
       expect(proc.output()).toMatch(/"drained":true/);

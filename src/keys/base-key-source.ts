@@ -1,6 +1,8 @@
 /**
  * What every key source shares, written once (the AWS Encryption SDK keyring habit: the base
- * class checks the pre- and postconditions so no source can skip them).
+ * class checks the pre- and postconditions so no source can skip them). Hooks point one way: the
+ * base calls a subclass's loadKeyring / fetchMissingKek and checks what comes back; a subclass
+ * never calls into the base to change its state.
  * Invariants: the installed keyring is replaced by one assignment, never edited in place; a failed
  * load never replaces or drops a good keyring (only an explicit withdrawal does); keyringFor never
  * returns a keyring that lacks the requested KEK.
@@ -8,7 +10,7 @@
 import type { Logger } from 'pino';
 import { InvalidKekError, InvalidKeyringError, KekUnavailableError } from '../crypto/errors';
 import { isKekId } from '../crypto/kek';
-import type { Keyring } from '../crypto/keyring';
+import { Keyring } from '../crypto/keyring';
 import { needs } from '../crypto/needs';
 import { KeySourceConfigError, KeySourceError, KeySourceLoadError } from './errors';
 import type {
@@ -24,6 +26,13 @@ import { redactKeyLikeText } from './safe-text';
 
 type Lifecycle = 'created' | 'started' | 'stopped';
 
+/** What one load found: a keyring to install (with details for the log), or the backend's word that the keys must go. */
+export interface LoadedKeyring {
+  readonly keyring: Keyring;
+  readonly logDetails?: Record<string, unknown>;
+}
+export type KeyringLoad = LoadedKeyring | { readonly withdraw: KeySourceLoadError };
+
 export abstract class BaseKeySource implements KeySource {
   protected readonly logger: Logger;
   private readonly metrics: KeySourceMetrics;
@@ -33,6 +42,8 @@ export abstract class BaseKeySource implements KeySource {
   private loadedAt: Date | undefined;
   private lastError: string | undefined;
   private lifecycle: Lifecycle = 'created';
+  private loadRunning: Promise<void> | undefined;
+  private loadRequested = false;
 
   protected constructor(
     readonly kind: KeySourceKind,
@@ -43,15 +54,26 @@ export abstract class BaseKeySource implements KeySource {
     this.metrics.setState(this.state);
   }
 
-  /** First load (and, for watching sources, the start of watching). Report outages, do not throw them. */
-  protected abstract startSource(): Promise<void>;
-  protected abstract stopSource(): Promise<void>;
+  /**
+   * One load from the backend: the keyring it holds now, or a withdrawal. Throwing is a failed
+   * attempt (counted and logged here; the last good keyring stays).
+   */
+  protected abstract loadKeyring(): Promise<KeyringLoad>;
+
+  /** Called once, before the first load: what the operator should see in the log. */
+  protected announce(): void {}
+
+  /** After the first load: call `reload` whenever the backend may have changed. The default never does. */
+  protected watch(_reload: () => Promise<void>): void {}
+
+  /** Ends what watch() began; the base then waits for a load in progress. */
+  protected async stopWatching(): Promise<void> {}
 
   /**
    * Called only when the installed keyring lacks `kekId`. Sources that can fetch older keys
-   * override it; the default fails closed.
+   * override it and return the keyring to install; the default fails closed.
    */
-  protected fetchMissingKek(kekId: string, kekVersion: number | null): Promise<Keyring> {
+  protected fetchMissingKek(kekId: string, kekVersion: number | null): Promise<LoadedKeyring> {
     const held = this.installed
       ? this.installed
           .entries()
@@ -71,12 +93,11 @@ export abstract class BaseKeySource implements KeySource {
     // Two starts would run two watchers or pollers racing to install keyrings.
     needs(this.lifecycle === 'created', () => new KeySourceConfigError('a key source can be started only once'));
     this.lifecycle = 'started';
-    try {
-      await this.startSource();
-    } catch (error) {
-      // Sources report their own outages; this only keeps a bug from crashing start-up.
-      this.recordFailure(error);
-    }
+    this.announce();
+    await this.reload();
+    // A load records its own failures; the catch keeps a bug there from becoming an unhandled
+    // rejection (which would end the process) in a watcher's callback instead of a degraded source.
+    if (!this.stopped) this.watch(() => this.reload().catch((error: unknown) => this.recordFailure(error)));
     if (this.installed === undefined && this.state === 'loading') {
       this.recordFailure(new KeySourceLoadError('internal', 'the first load finished without a keyring'));
     }
@@ -86,7 +107,8 @@ export abstract class BaseKeySource implements KeySource {
     if (this.lifecycle === 'stopped') return;
     this.lifecycle = 'stopped';
     this.listeners.clear();
-    await this.stopSource();
+    await this.stopWatching();
+    await this.loadRunning;
   }
 
   currentKeyring(): Keyring | undefined {
@@ -106,9 +128,9 @@ export abstract class BaseKeySource implements KeySource {
     if (cached?.has(kekId)) return cached;
     if (this.lifecycle === 'stopped')
       throw new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId);
-    let keyring: Keyring;
+    let fetched: LoadedKeyring;
     try {
-      keyring = await this.fetchMissingKek(kekId, kekVersion);
+      fetched = await this.fetchMissingKek(kekId, kekVersion);
     } catch (error) {
       const unavailable =
         error instanceof KekUnavailableError
@@ -120,11 +142,15 @@ export abstract class BaseKeySource implements KeySource {
       );
       throw unavailable;
     }
+    const { keyring } = fetched;
     // Postcondition: a keyring without the KEK would send the caller on to decrypt with the wrong key.
     needs(
       keyring.has(kekId),
       () => new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source returned a keyring without it`, kekId),
     );
+    // A source stopped while fetching installs nothing; its caller gets no key either.
+    needs(!this.stopped, () => new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId));
+    this.installKeyring(keyring, fetched.logDetails);
     return keyring;
   }
 
@@ -151,11 +177,42 @@ export abstract class BaseKeySource implements KeySource {
     return this.lifecycle === 'stopped';
   }
 
+  /** One load at a time; requests that arrive meanwhile fold into one more pass. */
+  private reload(): Promise<void> {
+    if (this.loadRunning) {
+      this.loadRequested = true;
+      return this.loadRunning;
+    }
+    this.loadRunning = (async () => {
+      do {
+        this.loadRequested = false;
+        await this.loadOnce();
+      } while (this.loadRequested && !this.stopped);
+    })().finally(() => {
+      this.loadRunning = undefined;
+    });
+    return this.loadRunning;
+  }
+
+  private async loadOnce(): Promise<void> {
+    let load: KeyringLoad | undefined;
+    try {
+      load = await this.loadKeyring();
+    } catch (error) {
+      this.recordFailure(error);
+      return;
+    }
+    // The hook's answer is checked, not trusted: anything but a keyring or a withdrawal is a failed load.
+    if (load !== undefined && 'withdraw' in load) this.withdrawKeyring(load.withdraw);
+    else if (load?.keyring instanceof Keyring) this.installKeyring(load.keyring, load.logDetails);
+    else this.recordFailure(new KeySourceLoadError('internal', 'the load finished without a keyring'));
+  }
+
   /**
    * Installs a keyring (the atomic swap) unless it equals the installed one. Old key bytes are not
    * zeroed: requests in flight may still hold the previous keyring.
    */
-  protected installKeyring(keyring: Keyring, logDetails: Record<string, unknown> = {}): void {
+  private installKeyring(keyring: Keyring, logDetails: Record<string, unknown> = {}): void {
     if (this.stopped) return;
     const previous = this.installed;
     const recovered = this.state !== 'ready';
@@ -194,16 +251,8 @@ export abstract class BaseKeySource implements KeySource {
     }
   }
 
-  /** A check that worked but changed nothing (for example a Vault poll): clears a degraded state. */
-  protected markHealthy(): void {
-    if (this.installed === undefined || this.state === 'ready' || this.stopped) return;
-    this.lastError = undefined;
-    this.setState('ready');
-    this.logger.info({ currentKekId: this.installed.current.kekId }, 'key source recovered');
-  }
-
   /** A failed attempt: counted, logged without key material; the last good keyring stays. */
-  protected recordFailure(error: unknown): void {
+  private recordFailure(error: unknown): void {
     if (this.stopped) return;
     const failure = toLoadError(error);
     const message = redactKeyLikeText(failure.message);
@@ -222,7 +271,7 @@ export abstract class BaseKeySource implements KeySource {
    * Drops the keyring on purpose: the backend says the current key must no longer be used (Vault
    * deleted or destroyed the current version). Without a keyring the service is not ready.
    */
-  protected withdrawKeyring(error: KeySourceLoadError): void {
+  private withdrawKeyring(error: KeySourceLoadError): void {
     if (this.stopped) return;
     const previous = this.installed;
     if (previous) {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BaseKeySource } from './base-key-source';
+import { BaseKeySource, type LoadedKeyring } from './base-key-source';
 import { KeySourceLoadError } from './errors';
 import { formatSingleKeyFile, parseKeyFile } from './key-file-format';
 import type { KeySourceDeps } from './key-source';
@@ -31,11 +31,14 @@ export class DevKeySource extends BaseKeySource {
     this.keyFile = join(options.stateDir, DEV_KEK_FILE_NAME);
   }
 
-  protected async startSource(): Promise<void> {
+  protected override announce(): void {
     this.logger.warn(
       { path: this.keyFile },
       'DEV KEY SOURCE IN USE: the KEK is a random key stored unencrypted on this disk. Anything it protects is only as safe as that file. Never use KEY_SOURCE=dev in production.',
     );
+  }
+
+  protected async loadKeyring(): Promise<LoadedKeyring> {
     try {
       const created = await this.createKeyFileOnce();
       const keyFileText = await readFile(this.keyFile, 'utf8');
@@ -45,28 +48,24 @@ export class DevKeySource extends BaseKeySource {
           { path: this.keyFile, fileMode: `0${mode.toString(8)}` },
           'the dev KEK file is readable by other users',
         );
-      this.installKeyring(parseKeyFile(keyFileText), { path: this.keyFile, fileMode: `0${mode.toString(8)}`, created });
+      return {
+        keyring: parseKeyFile(keyFileText),
+        logDetails: { path: this.keyFile, fileMode: `0${mode.toString(8)}`, created },
+      };
     } catch (error) {
       if (error instanceof KeySourceLoadError) {
         // A broken dev key file is the developer's to delete; we never overwrite it (rows may depend on it).
-        this.recordFailure(
-          new KeySourceLoadError(
-            error.reason,
-            `${this.keyFile}: ${error.message}; delete the file to start over with a new key (data encrypted under the old one is lost)`,
-          ),
-        );
-      } else {
-        this.recordFailure(
-          new KeySourceLoadError(
-            'unreadable',
-            `cannot create or read ${this.keyFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`,
-          ),
+        throw new KeySourceLoadError(
+          error.reason,
+          `${this.keyFile}: ${error.message}; delete the file to start over with a new key (data encrypted under the old one is lost)`,
         );
       }
+      throw new KeySourceLoadError(
+        'unreadable',
+        `cannot create or read ${this.keyFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`,
+      );
     }
   }
-
-  protected async stopSource(): Promise<void> {}
 
   /**
    * Writes a complete temp file with O_EXCL ('wx', 0600), then link()s it into place: link fails

@@ -6,7 +6,7 @@
  */
 import type { BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { BaseKeySource } from './base-key-source';
+import { BaseKeySource, type LoadedKeyring } from './base-key-source';
 import { KeySourceLoadError } from './errors';
 import { FileChangeWatcher } from './file-change-watcher';
 import { MAX_KEY_FILE_BYTES, parseKeyFile } from './key-file-format';
@@ -32,8 +32,8 @@ export class FileKeySource extends BaseKeySource {
   private readonly watcher: FileChangeWatcher;
   /** Identity of the file as last read (inode, size, times), so the poll re-reads only on change. */
   private lastReadSignature: string | undefined;
-  private reloadRunning: Promise<void> | undefined;
-  private reloadRequested = false;
+  /** The base's reload, handed over by watch(). */
+  private reloadOnChange: (() => Promise<void>) | undefined;
 
   constructor(options: FileKeySourceOptions, deps: KeySourceDeps) {
     super('file', deps);
@@ -45,40 +45,22 @@ export class FileKeySource extends BaseKeySource {
       useFsWatch: options.useFsWatch ?? FILE_SOURCE_DEFAULTS.useFsWatch,
       logger: this.logger,
       hasChanged: () => this.hasChangedSinceLastRead(),
-      // reload() records its own failures; this catch only keeps a bug there from becoming an
-      // unhandled rejection (which would end the process) instead of a degraded key source.
-      onChange: () => void this.requestReload().catch((error: unknown) => this.recordFailure(error)),
+      // The base's reload records its own failures and never rejects.
+      onChange: () => void this.reloadOnChange?.(),
     });
   }
 
-  protected async startSource(): Promise<void> {
-    await this.requestReload();
+  protected override watch(reload: () => Promise<void>): void {
+    this.reloadOnChange = reload;
     this.watcher.start();
   }
 
-  protected async stopSource(): Promise<void> {
+  protected override stopWatching(): Promise<void> {
     this.watcher.stop();
-    await this.reloadRunning;
+    return Promise.resolve();
   }
 
-  /** One reload at a time; events that arrive meanwhile fold into one more pass. */
-  private requestReload(): Promise<void> {
-    if (this.reloadRunning) {
-      this.reloadRequested = true;
-      return this.reloadRunning;
-    }
-    this.reloadRunning = (async () => {
-      do {
-        this.reloadRequested = false;
-        await this.reload();
-      } while (this.reloadRequested && !this.stopped);
-    })().finally(() => {
-      this.reloadRunning = undefined;
-    });
-    return this.reloadRunning;
-  }
-
-  private async reload(): Promise<void> {
+  protected async loadKeyring(): Promise<LoadedKeyring> {
     let handle;
     try {
       handle = await open(this.keyFile, 'r');
@@ -86,18 +68,12 @@ export class FileKeySource extends BaseKeySource {
       const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
       if (code === 'ENOENT') {
         this.lastReadSignature = MISSING;
-        this.recordFailure(
-          new KeySourceLoadError(
-            'missing',
-            `the key file ${this.keyFile} does not exist (not rendered yet, or being replaced)`,
-          ),
-        );
-      } else {
-        this.recordFailure(
-          new KeySourceLoadError('unreadable', `the key file ${this.keyFile} cannot be opened (${code})`),
+        throw new KeySourceLoadError(
+          'missing',
+          `the key file ${this.keyFile} does not exist (not rendered yet, or being replaced)`,
         );
       }
-      return;
+      throw new KeySourceLoadError('unreadable', `the key file ${this.keyFile} cannot be opened (${code})`);
     }
     try {
       // fstat on the open handle: the signature describes exactly the file we are about to read.
@@ -113,20 +89,18 @@ export class FileKeySource extends BaseKeySource {
       const content = await handle.readFile();
       try {
         const keyring = parseKeyFile(content.toString('utf8'));
-        this.installKeyring(keyring, { path: this.keyFile, fileMode: formatMode(stats.mode) });
+        return { keyring, logDetails: { path: this.keyFile, fileMode: formatMode(stats.mode) } };
       } finally {
         // Best effort: the decoded string cannot be wiped, the buffer can.
         content.fill(0);
       }
     } catch (error) {
-      this.recordFailure(
-        isFileSystemError(error)
-          ? new KeySourceLoadError(
-              'unreadable',
-              `the key file ${this.keyFile} cannot be read (${error.code ?? 'unknown'})`,
-            )
-          : error,
-      );
+      throw isFileSystemError(error)
+        ? new KeySourceLoadError(
+            'unreadable',
+            `the key file ${this.keyFile} cannot be read (${error.code ?? 'unknown'})`,
+          )
+        : error;
     } finally {
       await handle.close();
     }

@@ -8,8 +8,7 @@
  */
 import { KekUnavailableError } from '../crypto/errors';
 import type { KeyEncryptionKey } from '../crypto/kek';
-import type { Keyring } from '../crypto/keyring';
-import { BaseKeySource } from './base-key-source';
+import { BaseKeySource, type KeyringLoad, type LoadedKeyring } from './base-key-source';
 import { KeySourceLoadError } from './errors';
 import type { KeySourceDeps } from './key-source';
 import { keyringFromVersions } from './keyring-from-versions';
@@ -35,7 +34,8 @@ export class VaultKeySource extends BaseKeySource {
   private currentVersion: number | undefined;
   private readonly fetchesInFlight = new Map<number, Promise<KeyEncryptionKey>>();
   private pollTimer: NodeJS.Timeout | undefined;
-  private pollRunning: Promise<void> | undefined;
+  /** The base's reload, handed over by watch(). */
+  private reloadNow: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly options: VaultKeySourceOptions,
@@ -51,7 +51,7 @@ export class VaultKeySource extends BaseKeySource {
     });
   }
 
-  protected async startSource(): Promise<void> {
+  protected override announce(): void {
     this.logger.info(
       {
         address: this.options.address,
@@ -62,21 +62,23 @@ export class VaultKeySource extends BaseKeySource {
       },
       'reading the KEK from Vault KV v2',
     );
-    await this.poll();
   }
 
-  protected async stopSource(): Promise<void> {
+  protected override watch(reload: () => Promise<void>): void {
+    this.reloadNow = reload;
+    this.schedulePoll();
+  }
+
+  protected override stopWatching(): Promise<void> {
     clearTimeout(this.pollTimer);
     this.http.close();
-    await this.pollRunning;
+    return Promise.resolve();
   }
 
   private async poll(): Promise<void> {
-    this.pollRunning = this.refresh();
     try {
-      await this.pollRunning;
+      await this.reloadNow?.();
     } finally {
-      this.pollRunning = undefined;
       this.schedulePoll();
     }
   }
@@ -92,56 +94,45 @@ export class VaultKeySource extends BaseKeySource {
   }
 
   /** One metadata read; fetches the current version when it changed; prunes versions Vault dropped. */
-  private async refresh(): Promise<void> {
+  protected async loadKeyring(): Promise<KeyringLoad> {
     const secret = this.options.secret;
-    try {
-      const metadata = await readKvMetadata(this.http, secret);
-      const current = metadata.currentVersion;
-      const currentState = metadata.versions.get(current);
-      if (current === 0 || currentState === undefined)
-        throw new KeySourceLoadError('not_found', `Vault's ${secret.mount}/${secret.path} has no current version`);
-      const pruned = this.pruneGoneVersions(metadata.versions);
-      if (currentState.deleted || currentState.destroyed) {
-        this.currentVersion = undefined;
-        this.withdrawKeyring(
-          new KeySourceLoadError(
-            'deleted',
-            `the current version ${current} of ${secret.mount}/${secret.path} is ${describeGone(currentState)} in Vault; no KEK will encrypt or decrypt under it (write a new version, or undelete it)`,
-          ),
-        );
-        return;
-      }
-      if (!this.keksByVersion.has(current)) {
-        this.keksByVersion.set(current, await this.fetchLiveVersion(current));
-      }
-      if (this.currentVersion !== current || pruned > 0 || this.currentKeyring() === undefined) {
-        this.currentVersion = current;
-        this.installKeyring(keyringFromVersions(this.keksByVersion, current), { vaultVersion: current });
-      } else {
-        this.markHealthy();
-      }
-    } catch (error) {
-      this.recordFailure(error);
+    const metadata = await readKvMetadata(this.http, secret);
+    const current = metadata.currentVersion;
+    const currentState = metadata.versions.get(current);
+    if (current === 0 || currentState === undefined)
+      throw new KeySourceLoadError('not_found', `Vault's ${secret.mount}/${secret.path} has no current version`);
+    this.pruneGoneVersions(metadata.versions);
+    if (currentState.deleted || currentState.destroyed) {
+      this.currentVersion = undefined;
+      return {
+        withdraw: new KeySourceLoadError(
+          'deleted',
+          `the current version ${current} of ${secret.mount}/${secret.path} is ${describeGone(currentState)} in Vault; no KEK will encrypt or decrypt under it (write a new version, or undelete it)`,
+        ),
+      };
     }
+    if (!this.keksByVersion.has(current)) {
+      this.keksByVersion.set(current, await this.fetchLiveVersion(current));
+    }
+    this.currentVersion = current;
+    // An unchanged keyring is not a swap: the base only clears a degraded state for it.
+    return { keyring: keyringFromVersions(this.keksByVersion, current), logDetails: { vaultVersion: current } };
   }
 
   /** Drops cached versions that Vault reports deleted, destroyed, or no longer lists (max_versions). */
-  private pruneGoneVersions(versions: ReadonlyMap<number, KvVersionState>): number {
-    let pruned = 0;
+  private pruneGoneVersions(versions: ReadonlyMap<number, KvVersionState>): void {
     for (const [version, kek] of this.keksByVersion) {
       const state = versions.get(version);
       if (state && !state.deleted && !state.destroyed) continue;
       this.keksByVersion.delete(version);
-      pruned += 1;
       this.logger.warn(
         { vaultVersion: version, kekId: kek.kekId, vaultState: state ? describeGone(state) : 'removed' },
         'a KEK version is gone from Vault; it leaves the keyring and rows under it fail closed',
       );
     }
-    return pruned;
   }
 
-  protected override async fetchMissingKek(kekId: string, kekVersion: number | null): Promise<Keyring> {
+  protected override async fetchMissingKek(kekId: string, kekVersion: number | null): Promise<LoadedKeyring> {
     const secret = this.options.secret;
     if (kekVersion === null)
       throw new KekUnavailableError(
@@ -166,14 +157,10 @@ export class VaultKeySource extends BaseKeySource {
     if (this.currentVersion === undefined || this.stopped)
       throw new KekUnavailableError(`KEK ${kekId}: the vault key source lost its keyring while fetching`, kekId);
     this.keksByVersion.set(kekVersion, kek);
-    this.installKeyring(keyringFromVersions(this.keksByVersion, this.currentVersion), {
-      vaultVersion: this.currentVersion,
-      fetchedVaultVersion: kekVersion,
-    });
-    const keyring = this.currentKeyring();
-    if (keyring === undefined)
-      throw new KekUnavailableError(`KEK ${kekId}: the vault key source has no keyring loaded`, kekId);
-    return keyring;
+    return {
+      keyring: keyringFromVersions(this.keksByVersion, this.currentVersion),
+      logDetails: { vaultVersion: this.currentVersion, fetchedVaultVersion: kekVersion },
+    };
   }
 
   /** One fetch per version at a time: a burst of rows under one old version makes one Vault call. */

@@ -4,7 +4,12 @@
  * sealSecret, or between openSecret and the response, and nowhere else.
  *
  * Plaintext handling: the request and response bodies are JS strings, which cannot be wiped; the
- * Buffers made from them here are zeroed as soon as they are sealed, compared or encoded.
+ * Buffers made from them here are zeroed as soon as they are sealed, compared or encoded. An opened
+ * secret is decoded straight from the buffer crypto returned (then zeroed), never through a copy in
+ * Node's shared Buffer pool, which nothing zeroes.
+ *
+ * Every envelope is opened for the group id the caller asked for, never the id the row came back
+ * with: a column collation that folds case must not serve one group's secret under another's name.
  */
 import {
   CryptoError,
@@ -29,6 +34,8 @@ import { secretsEqual } from './secret-comparison';
 import type { ProvisionSecretAnswer } from '../protocol/secret-answer';
 
 export type { Actor };
+
+const utf8 = new TextDecoder('utf-8');
 
 export interface DeviceGroupServiceDeps {
   readonly store: DeviceGroupStore;
@@ -66,13 +73,17 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
     return { secretVersion: null, kekId: null, reason: null, ...actor, ...fields };
   }
 
-  /** Opens a stored envelope; every failure becomes StoredSecretUnreadableError (fail closed). */
-  async function openStored(row: StoredDeviceGroup): Promise<Uint8Array> {
+  /**
+   * Opens a stored envelope for `requestedId`; every failure becomes StoredSecretUnreadableError
+   * (fail closed).
+   */
+  async function openStored(row: StoredDeviceGroup, requestedId: string): Promise<Uint8Array> {
     // A genuine but superseded envelope (rolled back, or a deleted incarnation's) would open: never try it.
     if (!row.envelopeIsCurrent) throw staleEnvelopeError(row.id);
     try {
       const keyring = await keys.keyringFor(row.kekId, row.kekVersion);
-      return openSecret(row.envelope, { groupId: row.id, secretVersion: row.secretVersion }, keyring);
+      // The AAD binds the id asked for: a row matched under another spelling does not open.
+      return openSecret(row.envelope, { groupId: requestedId, secretVersion: row.secretVersion }, keyring);
     } catch (error) {
       if (error instanceof CryptoError) throw new StoredSecretUnreadableError(row.id, error.code, error.message);
       throw error;
@@ -80,10 +91,15 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
   }
 
   /** Same id again: a retry with the same secret gets the existing group, anything else a 409. */
-  async function resolveExisting(existing: StoredDeviceGroup, secret: Uint8Array, actor: Actor): Promise<CreateResult> {
+  async function resolveExisting(
+    existing: StoredDeviceGroup,
+    requestedId: string,
+    secret: Uint8Array,
+    actor: Actor,
+  ): Promise<CreateResult> {
     let stored: Uint8Array;
     try {
-      stored = await openStored(existing);
+      stored = await openStored(existing, requestedId);
     } catch (error) {
       // The stored secret was opened and failed (tampered, or its KEK is gone): on record, as a failed read is.
       const reason = error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error';
@@ -154,7 +170,7 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
           const existing = await store.find(input.id);
           // Deleted between our insert and this read: the caller may simply retry.
           if (!existing) throw new DeviceGroupConflictError(`device group ${input.id} changed concurrently; retry`);
-          return await resolveExisting(existing, secret, actor);
+          return await resolveExisting(existing, input.id, secret, actor);
         }
         return { created: true, group };
       } finally {
@@ -205,22 +221,23 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
         );
       let plaintext: Uint8Array;
       try {
-        plaintext = await openStored(row);
+        plaintext = await openStored(row, id);
       } catch (error) {
         await failed(error instanceof StoredSecretUnreadableError ? error.reason : 'internal_error');
         throw error;
       }
       try {
         const secret: ProvisionSecret = {
-          id: row.id,
-          provisionSecret: Buffer.from(plaintext).toString('utf8'),
+          id,
+          // Not Buffer.from(plaintext): that copies a short secret into the shared pool, never zeroed.
+          provisionSecret: utf8.decode(plaintext),
           secretVersion: row.secretVersion,
         };
         if (recipient === undefined) return { kind: 'json', secret };
         const answerBytes = Buffer.from(JSON.stringify(secret), 'utf8');
         try {
           const jwe = await encryptForRecipient(answerBytes, recipient, {
-            groupId: row.id,
+            groupId: id,
             secretVersion: row.secretVersion,
           });
           return { kind: 'jwe', jwe, recipientKid: recipient.kid };

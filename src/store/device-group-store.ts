@@ -53,9 +53,12 @@ interface DeviceGroupRow {
 }
 
 const METADATA_COLUMNS = 'id, name, secret_version, kek_id, created_at, updated_at';
-/** Every column a secret read needs, from ota_groups row `g`, with the rollback check's verdict. */
+/**
+ * Every column a secret read needs, from ota_groups row `g` found by the requested id in parameter
+ * $1, with the rollback check's verdict for that id.
+ */
 const STORED_COLUMNS = `g.id, g.name, g.secret_version, g.kek_id, g.created_at, g.updated_at, g.kek_version,
-  g.provision_secret_envelope, ${envelopeIsCurrentSql('g')} AS envelope_is_current`;
+  g.provision_secret_envelope, ${envelopeIsCurrentSql('g', '$1')} AS envelope_is_current`;
 
 function toMetadata(
   row: Pick<DeviceGroupRow, 'id' | 'name' | 'secret_version' | 'kek_id' | 'created_at' | 'updated_at'>,
@@ -101,7 +104,7 @@ export function createDeviceGroupStore(pool: Pool) {
                  secret_version = 1, updated_at = now()
              WHERE ota_groups.provision_secret_envelope IS NULL
            RETURNING ${METADATA_COLUMNS}, ${FINGERPRINT_COLUMN}
-         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'device-group.create', 6)}
+         ), ${recordStoredEnvelopeCte('written', '$1')}, ${auditCte('written', 'device-group.create', 6)}
          SELECT * FROM written`,
         [
           group.id,
@@ -186,7 +189,7 @@ export function createDeviceGroupStore(pool: Pool) {
                   secret_version = secret_version + 1, updated_at = now()
             WHERE id = $1 AND secret_version = $2 AND provision_secret_envelope IS NOT NULL
             RETURNING ${METADATA_COLUMNS}, ${FINGERPRINT_COLUMN}
-         ), ${recordStoredEnvelopeCte('written')}, ${auditCte('written', 'provision-secret.rotate', 6)}
+         ), ${recordStoredEnvelopeCte('written', '$1')}, ${auditCte('written', 'provision-secret.rotate', 6)}
          SELECT * FROM written`,
         [id, expectedSecretVersion, sealed.envelope, sealed.kekId, sealed.kekVersion, ...actorParameters(actor)],
       );

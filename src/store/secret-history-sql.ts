@@ -12,12 +12,14 @@ export const STALE_ENVELOPE_REASON = 'stale_envelope';
 
 /**
  * A data-modifying CTE named `history` that records the envelope of every row of CTE `source`
- * (which must expose id, secret_version and data_layer_sha256, see FINGERPRINT_COLUMN).
+ * (which must expose secret_version and data_layer_sha256, see FINGERPRINT_COLUMN) under
+ * `sealedForIdSql`: the group id the envelope was sealed for (its AAD), which is the id the
+ * caller gave, even where the table's collation matched a row spelled otherwise.
  */
-export function recordStoredEnvelopeCte(source: string): string {
+export function recordStoredEnvelopeCte(source: string, sealedForIdSql: string): string {
   return `history AS (
     INSERT INTO provision_secret_history (group_id, secret_version, data_layer_sha256)
-    SELECT ${source}.id, ${source}.secret_version, ${source}.data_layer_sha256 FROM ${source}
+    SELECT ${sealedForIdSql}, ${source}.secret_version, ${source}.data_layer_sha256 FROM ${source}
   )`;
 }
 
@@ -33,12 +35,13 @@ export function recordDeletionCte(source: string): string {
 }
 
 /**
- * A boolean SQL expression: the envelope of ota_groups row `alias` is the one its group's newest
- * history record names. False when the newest record is a deletion, or when there is none.
+ * A boolean SQL expression: the envelope of ota_groups row `alias` is the one the newest history
+ * record of group `requestedIdSql` names (the id the caller asked for, which the envelope is then
+ * opened for). False when the newest record is a deletion, or when there is none.
  */
-export function envelopeIsCurrentSql(alias: string): string {
+export function envelopeIsCurrentSql(alias: string, requestedIdSql: string): string {
   return `COALESCE(provsec_envelope_data_layer_sha256(${alias}.provision_secret_envelope) = (
       SELECT h.data_layer_sha256 FROM provision_secret_history AS h
-       WHERE h.group_id = ${alias}.id ORDER BY h.id DESC LIMIT 1
+       WHERE h.group_id = ${requestedIdSql} ORDER BY h.id DESC LIMIT 1
     ), false)`;
 }

@@ -8,6 +8,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { SQL_DIR } from './app-root';
 import type { Config } from './config';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded';
+import { runtimeRoleOwnsAuditLog } from './db/audit-log-ownership';
 import { readMigrationFiles, runMigrations } from './db/migrate';
 import { createPool } from './db/pool';
 import { createApp } from './http/app';
@@ -72,6 +73,10 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       const applied = await runMigrations(pool, SQL_DIR);
       logger.info({ applied }, applied.length ? 'migrations applied' : 'migrations up to date');
     }
+    if (await runtimeRoleOwnsAuditLog(pool))
+      logger.warn(
+        'the database role of this service owns audit_events (or is a superuser): the audit log and the secret history are not append-only against it; run the service as a member of provsec_app (README, Database roles)',
+      );
 
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'provsec_' });

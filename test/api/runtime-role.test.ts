@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { Pool } from 'pg';
 import { randomKekHex, startTestService, type TestService } from '../support/test-service';
-import { apiFor, CERT_WORKER, groupPath } from './support/api-client';
+import { apiFor, bodyOf, CERT_WORKER, groupPath, type ProvisionSecretJson } from './support/api-client';
 
 const OWNER_WARNING = 'owns audit_events';
 const kekHex = randomKekHex();
@@ -51,7 +51,7 @@ test('a service running as a member of provsec_app gives no such warning and doe
   expect((await api.post('/v1/device-groups', { id: 'role.1', provisionSecret: 'ps-role-1' })).status).toBe(201);
   expect((await api.put(groupPath('role.1', '/provision-secret'), { provisionSecret: 'ps-role-2' })).status).toBe(200);
   const read = await api.get(groupPath('role.1', '/provision-secret'), { as: CERT_WORKER });
-  expect(read.body.provisionSecret).toBe('ps-role-2');
+  expect(bodyOf<ProvisionSecretJson>(read).provisionSecret).toBe('ps-role-2');
   expect((await api.get('/v1/audit-events?groupId=role.1', { as: 'auditor' })).status).toBe(200);
   expect((await api.delete(groupPath('role.1'))).status).toBe(204);
 });

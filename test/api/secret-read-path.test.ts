@@ -5,7 +5,16 @@
  *   name (here: a nondeterministic ICU collation on ota_groups.id, as an existing table may have);
  * - decoding the plaintext leaves no copy in Node's shared Buffer pool, which is never zeroed.
  */
-import { apiFor, CERT_WORKER, expectProblem, FLEET_A_WORKER, groupPath, type ApiClient } from './support/api-client';
+import {
+  apiFor,
+  bodyOf,
+  CERT_WORKER,
+  expectProblem,
+  FLEET_A_WORKER,
+  groupPath,
+  type ApiClient,
+  type ProvisionSecretJson,
+} from './support/api-client';
 import { auditRowsFor } from './support/database';
 import { startTestService, type TestService } from '../support/test-service';
 
@@ -45,13 +54,13 @@ describe('a case-folding id column', () => {
     const res = await api.get(groupPath('fleet-a.1', '/provision-secret'), { as: FLEET_A_WORKER });
     expectProblem(res, 500, 'stored-secret-unreadable');
     expect(res.text).not.toContain('ps-upper-case-group');
-    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] as string });
+    const audit = await auditRowsFor(svc.pool, { request_id: res.headers['x-request-id'] });
     expect(audit.map((row) => [row.outcome, row.reason])).toContainEqual(['error', 'decryption_failed']);
   });
 
   test('the id as created still reads', async () => {
     const res = await api.get(groupPath('FLEET-A.1', '/provision-secret'), { as: CERT_WORKER });
-    expect({ status: res.status, secret: res.body.provisionSecret }).toEqual({
+    expect({ status: res.status, secret: bodyOf<ProvisionSecretJson>(res).provisionSecret }).toEqual({
       status: 200,
       secret: 'ps-upper-case-group',
     });
@@ -67,7 +76,7 @@ test("after a secret read, Node's shared Buffer pool holds no copy of the secret
   let poolBefore = previousPool;
   while (poolBefore === previousPool) poolBefore = Buffer.allocUnsafe(Buffer.poolSize / 2 - 8).buffer;
   const res = await api.get(groupPath('pool.probe', '/provision-secret'), { as: CERT_WORKER });
-  expect(res.body.provisionSecret).toBe(secret);
+  expect(bodyOf<ProvisionSecretJson>(res).provisionSecret).toBe(secret);
   const poolAfter = Buffer.allocUnsafe(1).buffer;
   // TextEncoder, not Buffer.from(secret): the probe itself must not put the secret in the pool.
   const needle = [...new TextEncoder().encode(secret)].map((byte) => byte.toString(16).padStart(2, '0')).join('');

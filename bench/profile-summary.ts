@@ -33,6 +33,8 @@ export function frameOwner(frame: ProfileNode['callFrame']): string | undefined 
   const url = frame.url;
   const packageMatch = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(url);
   if (packageMatch?.[1]) return `npm:${packageMatch[1]}`;
+  // The access log is logging, though it lives with the HTTP layer.
+  if (url.endsWith('/dist/src/http/access-log.js')) return 'src/http/access-log';
   const sourceMatch = /\/dist\/(src|bench|scripts)\/([^/]+)/.exec(url);
   if (sourceMatch)
     return sourceMatch[2]?.endsWith('.js')
@@ -45,8 +47,8 @@ export function frameOwner(frame: ProfileNode['callFrame']): string | undefined 
 const CONCERNS: ReadonlyArray<readonly [string, RegExp]> = [
   ['token verification (jose, src/auth)', /^(npm:jose|src\/auth)$/],
   [
-    'logging (pino, pino-http, sonic-boom, src/log)',
-    /^(npm:pino.*|npm:sonic-boom|npm:thread-stream|npm:fast-redact|npm:@pinojs\/.*|npm:quick-format-unescaped|npm:safe-stable-stringify|npm:atomic-sleep|src\/log)$/,
+    'logging (pino, sonic-boom, src/log, the access log)',
+    /^(npm:pino.*|npm:sonic-boom|npm:thread-stream|npm:fast-redact|npm:@pinojs\/.*|npm:quick-format-unescaped|npm:safe-stable-stringify|npm:atomic-sleep|src\/log|src\/http\/access-log)$/,
   ],
   [
     'HTTP framework (express, router, body-parser, helmet...)',

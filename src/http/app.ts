@@ -4,9 +4,9 @@
  */
 import express, { type Router } from 'express';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
+import { accessLogMiddleware } from './access-log';
 import { httpMetricsMiddleware } from '../metrics/http-metrics';
 import {
   errorHandler,
@@ -16,7 +16,9 @@ import {
   type ErrorMapper,
 } from './error-handler';
 import { healthRoutes, type ReadinessCheck } from './health-routes';
-import { REQUEST_ID_HEADER, requestIdMiddleware } from './request-id';
+import { requestIdMiddleware } from './request-id';
+
+const UNLOGGED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export interface AppDependencies {
   logger: Logger;
@@ -41,27 +43,8 @@ export function createApp(deps: AppDependencies): express.Express {
     if (deps.isDraining()) res.setHeader('Connection', 'close');
     next();
   });
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (_req, res) => (res as express.Response).locals.requestId as string,
-      customProps: (_req, res) => ({ requestId: (res as express.Response).locals.requestId as string }),
-      // Probes and scrapes every few seconds would drown the log.
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
-      serializers: {
-        req: (req: { method: string; url: string; headers: Record<string, string> }) => ({
-          method: req.method,
-          url: req.url,
-          [REQUEST_ID_HEADER]: req.headers[REQUEST_ID_HEADER],
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
-  app.use((req, res, next) => {
-    res.locals.log = req.log;
-    next();
-  });
+  // Probes and scrapes every few seconds would drown the log.
+  app.use(accessLogMiddleware(deps.logger, { ignore: (path) => UNLOGGED_PATHS.has(path) }));
   app.use(httpMetricsMiddleware(deps.registry));
   app.use(healthRoutes(deps.readinessChecks, deps.isDraining));
   app.get('/metrics', async (_req, res) => {

@@ -11,6 +11,7 @@ test('frames are owned by their package, our source folder, or nobody (node core
   );
   expect(frameOwner(frame('verify', 'file:///app/dist/src/auth/token-verifier.js'))).toBe('src/auth');
   expect(frameOwner(frame('main', 'file:///app/dist/src/runtime.js'))).toBe('src/runtime');
+  expect(frameOwner(frame('writeLine', 'file:///app/dist/src/http/access-log.js'))).toBe('src/http/access-log');
   expect(frameOwner(frame('verifyOneShot', 'node:internal/crypto/sig'))).toBeUndefined();
   expect(frameOwner(frame('(garbage collector)', ''))).toBe('gc');
 });

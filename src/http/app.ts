@@ -3,7 +3,6 @@
  * rules, the routers runtime.ts hands in, and one error handler. No I/O of its own.
  */
 import express, { type Router } from 'express';
-import helmet from 'helmet';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
 import { accessLogMiddleware } from './access-log';
@@ -17,6 +16,7 @@ import {
 } from './error-handler';
 import { healthRoutes, type ReadinessCheck } from './health-routes';
 import { requestIdMiddleware } from './request-id';
+import { securityHeadersMiddleware } from './security-headers';
 
 const UNLOGGED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -36,7 +36,7 @@ export function createApp(deps: AppDependencies): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', false);
-  app.use(helmet());
+  app.use(securityHeadersMiddleware());
   app.use(requestIdMiddleware());
   app.use((_req, res, next) => {
     // While draining, finish this request but tell keep-alive clients to reconnect elsewhere.

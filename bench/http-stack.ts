@@ -24,6 +24,7 @@ import { withVerificationCache } from '../src/auth/verification-cache';
 import { importKek, Keyring, sealSecret } from '../src/crypto';
 import { createApp } from '../src/http/app';
 import { deviceGroupRoutes } from '../src/http/device-group-routes';
+import { openApiRoutes } from '../src/http/openapi';
 import { serviceErrorMapper } from '../src/http/error-mappers';
 import { createSecretReadRateLimiter } from '../src/http/rate-limit';
 import { createLogger } from '../src/log/logger';
@@ -131,17 +132,16 @@ async function main(): Promise<void> {
         name: null,
         secretVersion: 1,
         kekId: sealed.kekId,
-        kekVersion: sealed.kekVersionLabel,
+        kekVersion: sealed.kekVersion,
+        envelopeIsCurrent: true,
         envelope: Buffer.from(sealed.envelope),
         createdAt: now,
         updatedAt: now,
       });
     }
-    const audit = {
-      record: () => Promise.resolve(),
-      fetchForSecretRead: (groupId: string) => Promise.resolve(groups.get(groupId)),
-    };
+    const audit = { record: () => Promise.resolve() };
     const store = {
+      findForSecretRead: (groupId: string) => Promise.resolve(groups.get(groupId)),
       insert: (group: { id: string; name: string | null; sealed: { kekId: string } }) =>
         Promise.resolve({
           id: group.id,
@@ -165,13 +165,14 @@ async function main(): Promise<void> {
     const secretReadLimiter = createSecretReadRateLimiter({ perMinute: 1_000_000 }, { audit, metrics });
     // pino writes to a sink stream: the line is built and written as in production, the bytes dropped.
     const logSink = new SinkSocket();
-    const logger = createLogger({ level: values['log-level'] }, logSink as never);
+    const logger = createLogger({ level: values['log-level'] }, logSink);
     const app = createApp({
       logger,
       registry,
       readinessChecks: [],
       isDraining: () => false,
-      routers: [deviceGroupRoutes({ auth, service, metrics, secretReadLimiter })],
+      // In the order runtime.ts mounts them (the OpenAPI router is passed through on every /v1 request).
+      routers: [openApiRoutes(), deviceGroupRoutes({ auth, service, metrics, secretReadLimiter })],
       errorMappers: [serviceErrorMapper],
     }) as unknown as Handler;
 

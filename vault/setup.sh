@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Vault side of a provsec deployment (docs/deploy.md walks through it).
 #
-#   vault/setup.sh policy            write the provsec read policy and the KEK admin policy
+#   vault/setup.sh policy            write the provsec read policy, the KEK admin policy and the PKI issue policy
 #   vault/setup.sh role              create or update the Kubernetes auth role "provsec"
+#   vault/setup.sh pki-role          create or update the PKI role that issues provsec's serving certificate
 #   vault/setup.sh create-kek        write the first KEK version (refuses if one exists)
 #   vault/setup.sh rotate-kek        write a new KEK version; older versions stay readable
 #   vault/setup.sh retire-kek N      soft-delete version N once nothing is wrapped under it
@@ -28,6 +29,8 @@ readonly SCRIPT_DIR
 : "${VAULT_ROLE:=provsec}"               # the role the agent annotation names
 : "${VAULT_POLICY:=provsec}"
 : "${VAULT_ADMIN_POLICY:=provsec-kek-admin}"
+: "${VAULT_PKI_POLICY:=provsec-pki}"
+: "${PKI_MOUNT:=pki_int}"                # an intermediate CA mount; provsec-pki-policy.hcl names it
 : "${TOKEN_AUDIENCE:=vault}"             # the projected token's audience in the pod spec
 : "${TOKEN_TTL:=1h}"
 : "${TOKEN_MAX_TTL:=4h}"
@@ -42,6 +45,7 @@ die() {
 write_policies() {
   vault policy write "$VAULT_POLICY" "$SCRIPT_DIR/provsec-policy.hcl"
   vault policy write "$VAULT_ADMIN_POLICY" "$SCRIPT_DIR/provsec-kek-admin-policy.hcl"
+  vault policy write "$VAULT_PKI_POLICY" "$SCRIPT_DIR/provsec-pki-policy.hcl"
 }
 
 write_role() {
@@ -51,9 +55,27 @@ write_role() {
     bound_service_account_names="$K8S_SERVICE_ACCOUNT" \
     bound_service_account_namespaces="$K8S_NAMESPACE" \
     audience="$TOKEN_AUDIENCE" \
-    token_policies="$VAULT_POLICY" \
+    token_policies="$VAULT_POLICY,$VAULT_PKI_POLICY" \
     token_ttl="$TOKEN_TTL" \
     token_max_ttl="$TOKEN_MAX_TTL"
+}
+
+write_pki_role() {
+  # Server certificates for the service's own names only, one day at most, P-256 keys. Not stored
+  # in Vault (no_store): at this lifetime expiry, not revocation, is what ends a certificate.
+  vault write "$PKI_MOUNT/roles/provsec" \
+    allowed_domains="provsec.$K8S_NAMESPACE.svc,provsec.$K8S_NAMESPACE.svc.cluster.local" \
+    allow_bare_domains=true \
+    allow_subdomains=false \
+    allow_glob_domains=false \
+    allow_ip_sans=false \
+    server_flag=true \
+    client_flag=false \
+    key_type=ec \
+    key_bits=256 \
+    ttl=24h \
+    max_ttl=24h \
+    no_store=true
 }
 
 # Prints a new KEK as 64 hex digits (no newline).
@@ -120,12 +142,13 @@ show_status() {
 }
 
 main() {
-  [[ $# -gt 0 ]] || die "usage: $0 policy|role|create-kek|rotate-kek|retire-kek N|destroy-kek N|status|all"
+  [[ $# -gt 0 ]] || die "usage: $0 policy|role|pki-role|create-kek|rotate-kek|retire-kek N|destroy-kek N|status|all"
   command -v vault >/dev/null || die "the vault CLI is not on PATH"
   while [[ $# -gt 0 ]]; do
     case "$1" in
       policy) write_policies ;;
       role) write_role ;;
+      pki-role) write_pki_role ;;
       create-kek) create_kek ;;
       rotate-kek) rotate_kek ;;
       retire-kek) remove_kek_version delete "${2:-}"; shift ;;

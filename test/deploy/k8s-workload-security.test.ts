@@ -120,11 +120,11 @@ describe('the service Deployment', () => {
     expect(writableMounts).toEqual(['/tmp']);
   });
 
-  test('liveness asks /healthz and readiness asks /readyz, on the service port 8080', () => {
-    expect(service.ports).toEqual([expect.objectContaining({ name: 'http', containerPort: 8080 })]);
-    expect(service.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
-    expect(service.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
-    expect(service.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+  test('liveness asks /healthz and readiness asks /readyz, over HTTPS on the service port 8443', () => {
+    expect(service.ports).toEqual([expect.objectContaining({ name: 'https', containerPort: 8443 })]);
+    expect(service.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+    expect(service.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
+    expect(service.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
   });
 
   test('the kubelet waits longer than the pre-stop pause plus the drain timeout before killing a pod', () => {
@@ -180,7 +180,9 @@ describe('the service Deployment', () => {
     expect(selects(at(budget, 'spec.selector.matchLabels'), podLabels)).toBe(true);
     expect(at(budget, 'spec.maxUnavailable')).toBe(1);
     expect(at(kubeService, 'spec.selector')).toEqual(at(deployment, 'spec.selector.matchLabels'));
-    expect(at(kubeService, 'spec.ports')).toEqual([{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }]);
+    expect(at(kubeService, 'spec.ports')).toEqual([
+      { name: 'https', port: 443, targetPort: 'https', protocol: 'TCP', appProtocol: 'https' },
+    ]);
   });
 });
 
@@ -270,9 +272,9 @@ describe('the network policies', () => {
     expect(at(server, 'spec.policyTypes')).toEqual(['Ingress', 'Egress']);
   });
 
-  test('only the management API and the certificate workers may connect, and only to port 8080', () => {
+  test('only the management API and the certificate workers may connect, and only to the HTTPS port 8443', () => {
     expect(ingress).toHaveLength(1);
-    expect(ports(ingress[0]!)).toEqual(['TCP/8080']);
+    expect(ports(ingress[0]!)).toEqual(['TCP/8443']);
     expect(ingress[0]!.from!.map((peer) => peer.podSelector?.matchLabels?.['app.kubernetes.io/name']).sort()).toEqual([
       'cert-worker',
       'management-api',
@@ -322,10 +324,10 @@ describe('the example certificate worker', () => {
   const worker = findObject(loadAllManifests(), 'Deployment', 'cert-worker');
   const volumes = podSpecOf(worker).volumes as {
     name: string;
-    projected: { sources: { serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }[] };
+    projected?: { sources: { serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }[] };
   }[];
   const token = volumes
-    .flatMap((volume) => volume.projected.sources)
+    .flatMap((volume) => volume.projected?.sources ?? [])
     .find((source) => source.serviceAccountToken)!.serviceAccountToken!;
 
   test("mounts a projected token for provsec's audience that lives 10 minutes, well inside the service's maximum", () => {

@@ -105,15 +105,40 @@ describe('vault/setup.sh', () => {
     expect(calls).toEqual([
       ['policy', 'write', 'provsec', join(REPO_ROOT, 'vault', 'provsec-policy.hcl')],
       ['policy', 'write', 'provsec-kek-admin', join(REPO_ROOT, 'vault', 'provsec-kek-admin-policy.hcl')],
+      ['policy', 'write', 'provsec-pki', join(REPO_ROOT, 'vault', 'provsec-pki-policy.hcl')],
       [
         'write',
         'auth/kubernetes/role/provsec',
         'bound_service_account_names=provsec',
         'bound_service_account_namespaces=provsec',
         'audience=vault',
-        'token_policies=provsec',
+        'token_policies=provsec,provsec-pki',
         'token_ttl=1h',
         'token_max_ttl=4h',
+      ],
+    ]);
+  });
+
+  test('pki-role issues server certificates for the service names only, for a day at most', () => {
+    const { status, calls } = setup(['pki-role']);
+
+    expect(status).toBe(0);
+    expect(calls).toEqual([
+      [
+        'write',
+        'pki_int/roles/provsec',
+        'allowed_domains=provsec.provsec.svc,provsec.provsec.svc.cluster.local',
+        'allow_bare_domains=true',
+        'allow_subdomains=false',
+        'allow_glob_domains=false',
+        'allow_ip_sans=false',
+        'server_flag=true',
+        'client_flag=false',
+        'key_type=ec',
+        'key_bits=256',
+        'ttl=24h',
+        'max_ttl=24h',
+        'no_store=true',
       ],
     ]);
   });

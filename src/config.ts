@@ -106,6 +106,8 @@ export interface Config {
   readonly keySource: KeySourceConfig;
   readonly auth: AuthConfig;
   readonly secretReadRateLimitPerMinute: number;
+  /** Repeated identical denials from one client are one audit row per this many seconds. */
+  readonly auditDenialWindowSeconds: number;
   readonly rewrap: { readonly workerEnabled: boolean; readonly batchSize: number; readonly intervalMs: number };
 }
 
@@ -203,6 +205,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     keySource: loadKeySourceConfig(env, production, stateDir),
     auth: loadAuthConfig(env, production),
     secretReadRateLimitPerMinute: read(env, 'SECRET_READ_RATE_LIMIT_PER_MINUTE', integer(1, 1_000_000), '600'),
+    auditDenialWindowSeconds: read(env, 'AUDIT_DENIAL_WINDOW_SECONDS', integer(1, 3600), '60'),
     rewrap: {
       workerEnabled: read(env, 'REWRAP_WORKER_ENABLED', bool, 'false'),
       batchSize: read(env, 'REWRAP_BATCH_SIZE', integer(1, 10_000), '1000'),

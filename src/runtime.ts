@@ -15,6 +15,7 @@ import { createApp } from './http/app';
 import { listen } from './http/server';
 import type { Logger } from './log/logger';
 import { createAuditLog } from './audit/audit-log';
+import { createDenialAudit, DENIAL_AUDIT_DEFAULTS } from './audit/denial-audit';
 import {
   AccessPolicy,
   createTokenVerifier,
@@ -87,18 +88,24 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
     const metrics = createServiceMetrics(registry);
     const audit = createAuditLog(pool);
+    const denials = createDenialAudit(
+      { audit, logger: logger.child({ component: 'denial-audit' }) },
+      { ...DENIAL_AUDIT_DEFAULTS, windowMs: config.auditDenialWindowSeconds * 1000 },
+    );
+    // Registered after the pool, so it runs before the pool closes: the last window's counts are written.
+    cleanups.push(() => denials.stop());
     // Workers reuse one token for many reads: check each token's signature once per 30 s, not per request.
     const verifier = withVerificationCache(createTokenVerifier(await tokenVerifierOptions(config)));
     const auth = {
       verifier,
       policy: await AccessPolicy.load(config.auth.policyFile, { requireRecipientKey: config.auth.requireRecipientKey }),
-      audit,
+      denials,
       metrics,
     };
     const service = createDeviceGroupService({ store: createDeviceGroupStore(pool), audit, keys: keySource });
     const secretReadLimiter = createSecretReadRateLimiter(
       { perMinute: config.secretReadRateLimitPerMinute },
-      { audit, metrics },
+      { denials, metrics },
     );
 
     const usage = createKekUsageCounter(pool);

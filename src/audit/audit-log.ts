@@ -36,10 +36,22 @@ export type SecretDelivery = { readonly kind: 'json' } | { readonly kind: 'jwe';
 
 export interface AuditEvent extends AuditEventInput {
   readonly id: string;
+  /** When it happened; for a row standing for repeated denials, the first of them. */
   readonly occurredAt: Date;
   /** Set on `provision-secret.read` records that released the secret; null elsewhere. */
   readonly secretDelivery: 'json' | 'jwe' | null;
   readonly recipientKid: string | null;
+  /** How many events the row stands for: 1, or the count of repeated denials (denial-audit.ts). */
+  readonly occurrences: number;
+  /** The last of the repeated denials; null when the row stands for one event. */
+  readonly lastOccurredAt: Date | null;
+}
+
+/** Identical denials counted in memory, written as one row (see denial-audit.ts). */
+export interface RepeatedEventInput extends AuditEventInput {
+  readonly occurrences: number;
+  readonly firstOccurredAt: Date;
+  readonly lastOccurredAt: Date;
 }
 
 export interface AuditQuery {
@@ -68,6 +80,8 @@ interface AuditRow {
   client_address: string | null;
   secret_delivery: 'json' | 'jwe' | null;
   recipient_kid: string | null;
+  occurrences: number;
+  last_occurred_at: Date | null;
 }
 
 function insertParameters(event: AuditEventInput): unknown[] {
@@ -101,6 +115,8 @@ function toEvent(row: AuditRow): AuditEvent {
     clientAddress: row.client_address,
     secretDelivery: row.secret_delivery,
     recipientKid: row.recipient_kid,
+    occurrences: row.occurrences,
+    lastOccurredAt: row.last_occurred_at,
   };
 }
 
@@ -114,12 +130,39 @@ export function createAuditLog(pool: Pool) {
       );
     },
 
+    /** Appends one row per entry, all in one statement (one round trip, one connection). */
+    async recordRepeated(events: readonly RepeatedEventInput[]): Promise<void> {
+      if (events.length === 0) return;
+      const column = <T>(pick: (event: RepeatedEventInput) => T): T[] => events.map(pick);
+      await pool.query(
+        `INSERT INTO audit_events (${INSERT_COLUMNS}, occurred_at, occurrences, last_occurred_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
+                              $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int[], $13::timestamptz[])`,
+        [
+          column((event) => event.requestId),
+          column((event) => event.actorIssuer),
+          column((event) => event.actorSubject),
+          column((event) => event.action),
+          column((event) => event.groupId),
+          column((event) => event.secretVersion),
+          column((event) => event.kekId),
+          column((event) => event.outcome),
+          column((event) => event.reason),
+          column((event) => event.clientAddress),
+          column((event) => event.firstOccurredAt),
+          column((event) => event.occurrences),
+          column((event) => event.lastOccurredAt),
+        ],
+      );
+    },
+
     async query(filter: AuditQuery): Promise<AuditEvent[]> {
       // The scope is applied in SQL, so a page (and its cursor) only ever holds visible events.
       const groupLikePatterns = filter.scope.allGroups ? [] : filter.scope.globs.map(groupGlobToSqlLike);
       const result = await pool.query<AuditRow>(
         `SELECT id::text, occurred_at, request_id, actor_issuer, actor_subject, action, group_id, secret_version, kek_id, outcome, reason, client_address,
-                secret_delivery, recipient_kid
+                secret_delivery, recipient_kid,
+                occurrences, last_occurred_at
            FROM audit_events
           WHERE ($1::text IS NULL OR group_id = $1)
             AND ($2::text IS NULL OR actor_subject = $2)

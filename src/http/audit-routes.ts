@@ -7,7 +7,11 @@ import { parseOr400 } from './validation';
 const DEFAULT_PAGE_SIZE = 100;
 
 function toAuditEventJson(event: AuditEvent) {
-  return { ...event, occurredAt: event.occurredAt.toISOString() };
+  return {
+    ...event,
+    occurredAt: event.occurredAt.toISOString(),
+    lastOccurredAt: event.lastOccurredAt?.toISOString() ?? null,
+  };
 }
 
 /**

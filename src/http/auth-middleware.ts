@@ -1,7 +1,8 @@
 /**
  * Authentication and authorization for /v1. A missing or bad token is a 401 with a generic body
  * (the specific reason goes to the log, the metric and the audit log); a valid token without the
- * permission, or outside its groups, is a 403. Every refusal is audited.
+ * permission, or outside its groups, is a 403. Every refusal is audited (repeated ones counted
+ * per window, see audit/denial-audit.ts).
  */
 import type { Request, RequestHandler, Response } from 'express';
 import {
@@ -12,7 +13,8 @@ import {
   type Principal,
   type TokenVerifier,
 } from '../auth';
-import type { AuditAction, AuditLog } from '../audit/audit-log';
+import type { AuditAction } from '../audit/audit-log';
+import type { DenialAudit } from '../audit/denial-audit';
 import type { Logger } from '../log/logger';
 import type { ServiceMetrics } from '../metrics/service-metrics';
 import type { Actor } from '../service/device-group-service';
@@ -21,7 +23,8 @@ import { problems } from './problem';
 export interface AuthDeps {
   readonly verifier: TokenVerifier;
   readonly policy: AccessPolicy;
-  readonly audit: Pick<AuditLog, 'record'>;
+  /** Denials are audited through the bounded recorder: a flood of them costs a bounded number of rows. */
+  readonly denials: Pick<DenialAudit, 'record'>;
   readonly metrics: ServiceMetrics;
 }
 
@@ -49,7 +52,7 @@ export function authenticate(deps: AuthDeps): RequestHandler {
       if (!(error instanceof AuthenticationError)) throw error;
       const log = res.locals.log as Logger;
       deps.metrics.authFailures.inc({ reason: error.reason });
-      await deps.audit.record({
+      await deps.denials.record({
         ...actorOf(req, res),
         action: 'auth',
         groupId: null,
@@ -91,7 +94,7 @@ export function authorize(
       { permission, groupId, subject: principal.subject, issuer: principal.issuer },
       'permission denied',
     );
-    await deps.audit.record({
+    await deps.denials.record({
       ...actorOf(req, res),
       action,
       groupId: groupId ?? null,

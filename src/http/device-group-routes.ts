@@ -66,7 +66,7 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
       );
     for (const key of keys) if ((await key.thumbprint()) === named) return key;
     deps.metrics.secretReads.inc({ outcome: 'denied' });
-    await auth.audit.record({
+    await auth.denials.record({
       ...actorOf(req, res),
       action: 'provision-secret.read',
       groupId,

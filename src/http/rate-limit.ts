@@ -4,7 +4,7 @@
  */
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import type { AuditLog } from '../audit/audit-log';
+import type { DenialAudit } from '../audit/denial-audit';
 import type { Principal } from '../auth';
 import type { ServiceMetrics } from '../metrics/service-metrics';
 import { actorOf } from './auth-middleware';
@@ -19,7 +19,7 @@ const WINDOW_MS = 60_000;
 
 export function createSecretReadRateLimiter(
   options: { perMinute: number },
-  deps: { audit: Pick<AuditLog, 'record'>; metrics: ServiceMetrics },
+  deps: { denials: Pick<DenialAudit, 'record'>; metrics: ServiceMetrics },
 ): SecretReadRateLimiter {
   const middleware = rateLimit({
     windowMs: WINDOW_MS,
@@ -43,7 +43,7 @@ export function createSecretReadRateLimiter(
       const groupId = typeof req.params.id === 'string' && GROUP_ID_PATTERN.test(req.params.id) ? req.params.id : null;
       // The handler's type returns void: the audit write's failure goes to the error handler ourselves
       // (fail closed, a 500) rather than relying on the library to await what we return.
-      deps.audit
+      deps.denials
         .record({
           ...actorOf(req, res),
           action: 'provision-secret.read',

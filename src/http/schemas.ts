@@ -97,6 +97,10 @@ export const auditEventSchema = z.strictObject({
     .nullable()
     .describe('On a provision-secret.read that released the secret: plaintext JSON, or a JWE to recipientKid'),
   recipientKid: z.string().nullable().describe('The kid of the worker key a JWE answer was encrypted to'),
+  /** Repeated identical denials are one record with their count (1 for every other record). */
+  occurrences: z.number().int().min(1),
+  /** The last of the repeated denials a record stands for; null for a single event. */
+  lastOccurredAt: z.iso.datetime({ offset: true }).nullable(),
 });
 
 export const auditEventPageSchema = z.strictObject({

@@ -169,6 +169,8 @@ describe('what is recorded', () => {
       'outcome',
       'reason',
       'client_address',
+      'occurrences',
+      'last_occurred_at',
       // How a secret read was delivered, and to which worker key id: never the key itself.
       'secret_delivery',
       'recipient_kid',

@@ -140,6 +140,8 @@ async function main(): Promise<void> {
       });
     }
     const audit = { record: () => Promise.resolve() };
+    // Denials are audited by the same no-op: the bench measures the HTTP stack, not the audit log.
+    const denials = audit;
     const store = {
       findForSecretRead: (groupId: string) => Promise.resolve(groups.get(groupId)),
       insert: (group: { id: string; name: string | null; sealed: { kekId: string } }) =>
@@ -160,9 +162,9 @@ async function main(): Promise<void> {
         maxTokenLifetimeSeconds: 3600,
       }),
     );
-    const auth = { verifier, policy: await AccessPolicy.load(issuer.policyFile), audit, metrics };
+    const auth = { verifier, policy: await AccessPolicy.load(issuer.policyFile), denials, metrics };
     const service = createDeviceGroupService({ store, audit, keys });
-    const secretReadLimiter = createSecretReadRateLimiter({ perMinute: 1_000_000 }, { audit, metrics });
+    const secretReadLimiter = createSecretReadRateLimiter({ perMinute: 1_000_000 }, { denials, metrics });
     // pino writes to a sink stream: the line is built and written as in production, the bytes dropped.
     const logSink = new SinkSocket();
     const logger = createLogger({ level: values['log-level'] }, logSink);

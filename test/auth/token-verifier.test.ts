@@ -12,6 +12,8 @@ import { keySetOf, makeKey, nowSeconds, signedToken, validClaims, type TestKey }
 
 const ISSUER = 'https://issuer.test';
 const KUBERNETES_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+/** Who validClaims(ISSUER) names: an accepted token must come back as exactly this caller. */
+const CERT_WORKER_PRINCIPAL = { issuer: ISSUER, subject: 'system:serviceaccount:provisioning:cert-worker' };
 
 let rsaKey: TestKey;
 let ecKey: TestKey;
@@ -66,7 +68,7 @@ describe('happy path', () => {
   test('aud as an array that includes provsec is accepted', async () => {
     await expect(
       inlineVerifier(rsaKey).verify(signedToken(rsaKey, validClaims(ISSUER, { aud: ['vault', 'provsec'] }))),
-    ).resolves.toBeDefined();
+    ).resolves.toMatchObject(CERT_WORKER_PRINCIPAL);
   });
 
   test('a configured custom audience is required instead of provsec', async () => {
@@ -77,7 +79,7 @@ describe('happy path', () => {
     });
     await expect(
       verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { aud: 'provsec.prod.example' }))),
-    ).resolves.toBeDefined();
+    ).resolves.toMatchObject(CERT_WORKER_PRINCIPAL);
     expect((await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER))))).reason).toBe('wrong_audience');
   });
 });
@@ -88,11 +90,13 @@ describe('time limits', () => {
     const verifier = inlineVerifier(rsaKey);
     await expect(
       verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now - 300, exp: now - 20 }))),
-    ).resolves.toBeDefined();
-    await expect(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { nbf: now + 20 })))).resolves.toBeDefined();
+    ).resolves.toMatchObject(CERT_WORKER_PRINCIPAL);
+    await expect(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { nbf: now + 20 })))).resolves.toMatchObject(
+      CERT_WORKER_PRINCIPAL,
+    );
     await expect(
       verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now + 20, exp: now + 300 }))),
-    ).resolves.toBeDefined();
+    ).resolves.toMatchObject(CERT_WORKER_PRINCIPAL);
   });
 
   test('a lifetime of exactly the maximum is accepted, one second more is refused', async () => {
@@ -100,7 +104,7 @@ describe('time limits', () => {
     const verifier = inlineVerifier(rsaKey);
     await expect(
       verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3600 }))),
-    ).resolves.toBeDefined();
+    ).resolves.toMatchObject(CERT_WORKER_PRINCIPAL);
     expect(
       (await refusalOf(verifier.verify(signedToken(rsaKey, validClaims(ISSUER, { iat: now, exp: now + 3601 })))))
         .reason,

@@ -47,12 +47,15 @@ describe('KEK validation', () => {
 
   test('error messages never echo the key material', () => {
     const almostKey = 'ab'.repeat(31) + 'zz';
+    let rejection: unknown;
     try {
       importKekFromHex(almostKey);
-      throw new Error('expected a rejection');
     } catch (error) {
-      expect((error as Error).message).not.toContain('abab');
+      rejection = error;
     }
+    // Asserted after the try: a call that does not throw leaves `rejection` undefined and fails here.
+    expect(rejection).toBeInstanceOf(InvalidKekError);
+    expect((rejection as Error).message).not.toContain('abab');
   });
 
   test('the key bytes are copied, so a caller wiping its buffer does not change the KEK', () => {

@@ -1,3 +1,5 @@
+// Typed asymmetric matchers (@types/jest gives them as `any`).
+import { expect } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { InvalidKeyringError, KekUnavailableError } from '../../src/crypto/errors';
 import { importKek, importKekFromHex } from '../../src/crypto/kek';
@@ -47,11 +49,7 @@ describe('Keyring.decryptionKey', () => {
   test('an absent KEK fails closed with KekUnavailableError naming the id', () => {
     const absentId = importKek(randomBytes(32)).kekId;
     expect(() => keyring.decryptionKey(absentId)).toThrow(KekUnavailableError);
-    try {
-      keyring.decryptionKey(absentId);
-    } catch (error) {
-      expect((error as KekUnavailableError).kekId).toBe(absentId);
-    }
+    expect(() => keyring.decryptionKey(absentId)).toThrow(expect.objectContaining({ kekId: absentId }));
     expect(keyring.has(absentId)).toBe(false);
   });
 

@@ -129,10 +129,6 @@ describe('every kustomization', () => {
   });
 });
 
-if (!kubectlAvailable)
-  console.warn(
-    'k8s-manifests: kubectl is not installed; rendering the kustomizations is skipped (each listed file is still validated)',
-  );
 (kubectlAvailable ? describe : describe.skip)('the rendered kustomizations (kubectl kustomize, offline)', () => {
   const renderedObjects = (folder: string): KubeObject[] => rendered.get(folder)!.map((document) => document.object);
 

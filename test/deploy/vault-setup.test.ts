@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './support/manifests';
+import { toolAvailable } from '../support/external-tools';
 
 const SETUP = join(REPO_ROOT, 'vault', 'setup.sh');
 const KEK_PATH = 'provisioning_secret_enc_key';
@@ -90,8 +91,7 @@ describe('vault/setup.sh', () => {
       .filter((name) => name.startsWith('put.'))
       .sort()
       .map((name) => readFileSync(join(dir, name), 'utf8'));
-  const opensslAvailable = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
-  if (!opensslAvailable) console.warn('vault-setup: openssl is not installed; the key-creation cases are skipped');
+  const opensslAvailable = toolAvailable('openssl', 'vault-setup: the key-creation cases');
   const withOpenssl = opensslAvailable ? test : test.skip;
 
   test('is valid bash', () => {
@@ -219,8 +219,7 @@ describe('vault/setup.sh', () => {
     expect(setup([]).status).not.toBe(0);
   });
 
-  const shellcheckAvailable = spawnSync('shellcheck', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (!shellcheckAvailable) console.warn('vault-setup: shellcheck is not installed; its lint of setup.sh is skipped');
+  const shellcheckAvailable = toolAvailable('shellcheck', 'vault-setup: shellcheck of vault/setup.sh');
   (shellcheckAvailable ? test : test.skip)('passes shellcheck', () => {
     const result = spawnSync('shellcheck', [SETUP], { encoding: 'utf8' });
     expect(result.stdout).toBe('');

@@ -22,6 +22,7 @@ import {
   withTempDir,
   type CapturedLogs,
 } from './support/key-test-kit';
+import { toolAvailable } from '../support/external-tools';
 
 const kekIdOf = (hex: string) => importKekFromHex(hex).kekId;
 const single = (hex: string) => `${JSON.stringify({ key: hex })}\n`;
@@ -314,18 +315,10 @@ describe('file key source', () => {
     expect(currentKekId(r)).toBe(kekIdOf(keys.at(-1) as string));
   });
 
-  const hasOpenssl = (() => {
-    try {
-      execFileSync('openssl', ['version'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-  if (!hasOpenssl) {
-    it.skip('loads a KEK made by the ADR command (skipped: openssl is not on this machine)', () => undefined);
-  } else {
-    it("loads a KEK made exactly as the ADR says: the key= line of 'openssl enc -aes-256-cbc -k secret -P -md sha1'", async () => {
+  const hasOpenssl = toolAvailable('openssl', 'file-key-source: loading a KEK made by the ADR command');
+  (hasOpenssl ? it : it.skip)(
+    "loads a KEK made exactly as the ADR says: the key= line of 'openssl enc -aes-256-cbc -k secret -P -md sha1'",
+    async () => {
       const printed = execFileSync('openssl', ['enc', '-aes-256-cbc', '-k', 'secret', '-P', '-md', 'sha1'], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'ignore'],
@@ -338,6 +331,6 @@ describe('file key source', () => {
       r.keysUsed.push(first, adrKey);
       await renderByRename(r, `{\n  "key": "${adrKey}"\n}\n`);
       await expectPickedUp(r, adrKey);
-    });
-  }
+    },
+  );
 });

@@ -3,12 +3,12 @@
  * offline (no cluster is contacted). Where kubectl is missing the render tests are skipped and
  * say so; every file a kustomization lists is still validated on its own.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { K8S_ROOT, parseYamlStream, type ManifestDocument } from './manifests';
+import { toolAvailable } from '../../support/external-tools';
 
-export const kubectlAvailable: boolean =
-  spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 20_000 }).status === 0;
+export const kubectlAvailable: boolean = toolAvailable('kubectl', 'k8s-manifests: rendering the kustomizations');
 
 /** `kubectl kustomize k8s/<folder>`, parsed. Throws with kustomize's own message on failure. */
 export function renderKustomization(folderUnderK8s: string): ManifestDocument[] {

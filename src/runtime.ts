@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Pool } from 'pg';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { SQL_DIR } from './app-root';
 import type { Config } from './config';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded';
@@ -36,6 +36,7 @@ import { keysRoutes } from './http/keys-routes';
 import { openApiRoutes } from './http/openapi';
 import { createKekUsageCounter } from './rotation/kek-usage';
 import { createRewrapWorker } from './rotation/rewrap-worker';
+import { registerDefaultMetrics } from './metrics/default-metrics';
 import { registerKekRowsMetric } from './metrics/kek-rows-metric';
 import {
   databaseCheck,
@@ -80,7 +81,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       );
 
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'provsec_' });
+    registerDefaultMetrics(registry);
 
     const keySource = createKeySource({ ...config.keySource, production: config.production }, { logger, registry });
     await keySource.start();

@@ -16,6 +16,8 @@ export type KeySourceFailureReason =
   | 'timeout'
   | 'unreachable'
   | 'sealed'
+  /** 503 from a standby that finds no active node ("no active Vault instance found"): not sealed. */
+  | 'standby'
   | 'forbidden'
   | 'not_found'
   | 'deleted'

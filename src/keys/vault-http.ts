@@ -266,7 +266,13 @@ export function classifyVaultError(error: unknown, what: string): KeySourceLoadE
   const status = statusOf(error);
   if (status !== undefined) {
     const reason: KeySourceFailureReason =
-      status === 503 ? 'sealed' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : 'vault_error';
+      status === 503
+        ? serviceUnavailableReason(error)
+        : status === 403
+          ? 'forbidden'
+          : status === 404
+            ? 'not_found'
+            : 'vault_error';
     return new KeySourceLoadError(reason, `Vault ${what}: HTTP ${status}${vaultErrorText(error)}`);
   }
   const code = (error as { code?: unknown } | null)?.code;
@@ -278,6 +284,18 @@ export function classifyVaultError(error: unknown, what: string): KeySourceLoadE
     'vault_error',
     `Vault ${what}: unexpected ${error instanceof Error ? error.name : typeof error}${typeof code === 'string' ? ` (${code})` : ''}`,
   );
+}
+
+/**
+ * Not every 503 is "sealed": Vault answers 503 when sealed ("Vault is sealed"), and a standby that
+ * finds no active node answers 503 "no active Vault instance found" (hashicorp/vault
+ * http/handler.go, respondStandby); an operator fixes the two differently.
+ */
+function serviceUnavailableReason(error: unknown): KeySourceFailureReason {
+  const text = vaultErrorText(error);
+  if (/sealed/i.test(text)) return 'sealed';
+  if (/no active Vault instance/i.test(text)) return 'standby';
+  return 'vault_error';
 }
 
 /** Vault's `errors` array holds short operator text ("Vault is sealed", "permission denied"). */

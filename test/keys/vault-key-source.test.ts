@@ -281,6 +281,18 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     expect(currentKekId(h)).toBe(v2.kekId);
   });
 
+  it('a standby without an active node (503 "no active Vault instance found") is labelled standby, not sealed', async () => {
+    let v1!: ReturnType<Harness['put']>;
+    const h = await harness({ before: (put) => (v1 = put()) });
+    h.vault.loseActiveNode();
+    await waitFor(async () => (await failures(h, 'standby')) > 0, 'a standby failure to be counted');
+    expect(await failures(h, 'sealed')).toBe(0);
+    expect(h.source.status()).toMatchObject({ state: 'degraded', currentKekId: v1.kekId });
+    expect(h.source.status().lastError).toMatch(/HTTP 503 \(no active Vault instance found\)/);
+    h.vault.restoreActiveNode();
+    await waitFor(() => h.source.status().state === 'ready', 'recovery once a node is active again');
+  });
+
   it('bounds a slow Vault by the timeout: cached KEKs answer at once, fetches fail closed in time', async () => {
     let v1!: ReturnType<Harness['put']>;
     let v2!: ReturnType<Harness['put']>;

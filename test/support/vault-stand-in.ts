@@ -74,6 +74,7 @@ export class VaultStandIn {
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly tokens = new Map<string, IssuedToken>();
   private sealed = false;
+  private noActiveNode = false;
   private responseDelayMs = 0;
   private readonly pendingTimers = new Set<NodeJS.Timeout>();
 
@@ -143,6 +144,18 @@ export class VaultStandIn {
     this.sealed = false;
   }
 
+  /**
+   * A standby node that cannot find the active one answers every forwarded request 503 with
+   * "no active Vault instance found" (hashicorp/vault http/handler.go, respondStandby): not sealed.
+   */
+  loseActiveNode(): void {
+    this.noActiveNode = true;
+  }
+
+  restoreActiveNode(): void {
+    this.noActiveNode = false;
+  }
+
   /** Every answer waits this long (a slow or overloaded Vault). */
   setResponseDelayMs(delayMs: number): void {
     this.responseDelayMs = delayMs;
@@ -190,6 +203,7 @@ export class VaultStandIn {
 
   private route(method: string, url: URL, token: string | undefined, requestBody: unknown): Answer {
     if (this.sealed) return error(503, 'Vault is sealed');
+    if (this.noActiveNode) return error(503, 'no active Vault instance found');
     const path = url.pathname.replace(/^\/v1\//, '');
     const kubernetes = this.options.kubernetes;
     if (method === 'POST' && kubernetes && path === `auth/${kubernetes.mount}/login`)

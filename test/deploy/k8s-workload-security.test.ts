@@ -324,11 +324,55 @@ describe('the example certificate worker', () => {
   const worker = findObject(loadAllManifests(), 'Deployment', 'cert-worker');
   const volumes = podSpecOf(worker).volumes as {
     name: string;
+    configMap?: { name: string };
+    emptyDir?: { medium?: string };
     projected?: { sources: { serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }[] };
   }[];
-  const token = volumes
-    .flatMap((volume) => volume.projected?.sources ?? [])
-    .find((source) => source.serviceAccountToken)!.serviceAccountToken!;
+  const tokenOf = (volumeName: string) =>
+    volumes
+      .find((volume) => volume.name === volumeName)!
+      .projected!.sources.find((source) => source.serviceAccountToken)!.serviceAccountToken!;
+  const token = tokenOf('provsec-token');
+  const container = podSpecOf(worker).containers[0]!;
+  const annotations = at<Record<string, string>>(worker, 'spec.template.metadata.annotations');
+  const env = (name: string) => container.env?.find((variable) => variable.name === name)?.value;
+  const mountOf = (volumeName: string) => container.volumeMounts!.find((mount) => mount.name === volumeName)!.mountPath;
+
+  test('reads secrets with the provsec client, over https trusting the mounted CA, with its recipient key', () => {
+    expect([...(container.args ?? [])].join(' ')).toMatch(
+      /provsec-secret get "\$GROUP_ID" --output \/run\/cert-worker\//,
+    );
+    expect(env('PROVSEC_URL')).toMatch(/^https:\/\/provsec\.provsec\.svc/);
+    expect(env('PROVSEC_CA_FILE')).toBe(`${mountOf('provsec-ca')}/ca.crt`);
+    expect(env('PROVSEC_TOKEN_FILE')).toBe(`${mountOf('provsec-token')}/token`);
+    expect(volumes.find((volume) => volume.name === 'provision-secret')?.emptyDir?.medium).toBe('Memory');
+  });
+
+  test("its private key comes from its own Vault path through its own Vault Agent, never from provsec's", () => {
+    expect(annotations['vault.hashicorp.com/role']).toBe('cert-worker');
+    expect(annotations['vault.hashicorp.com/agent-inject-secret-recipient-key']).toBe(
+      'kv-dev/data/cert-worker/recipient-key',
+    );
+    expect(annotations['vault.hashicorp.com/agent-inject-perms-recipient-key']).toBe('0440');
+    expect(env('PROVSEC_RECIPIENT_KEY_FILE')).toBe('/vault/secrets/recipient-key');
+    expect(tokenOf('vault-token').audience).toBe('vault');
+    const provsecAnnotations = at<Record<string, string>>(deployment, 'spec.template.metadata.annotations');
+    expect(provsecAnnotations['vault.hashicorp.com/role']).not.toBe('cert-worker');
+    expect(JSON.stringify(provsecAnnotations)).not.toContain('cert-worker/recipient-key');
+  });
+
+  test("provsec's policy registers the worker's public key, and loads with AUTH_REQUIRE_RECIPIENT_KEY=true as the overlay sets it", () => {
+    const json = JSON.parse(readFileSync(join(K8S_ROOT, 'base', 'auth-policy.json'), 'utf8')) as {
+      rules: { subject: string; recipientKey?: Record<string, unknown> }[];
+    };
+    const rule = json.rules.find((candidate) => candidate.subject === 'system:serviceaccount:provisioning:cert-worker');
+    expect(rule?.recipientKey).toMatchObject({ kty: 'EC', crv: 'P-256', kid: 'cert-worker-2026-12' });
+    expect(rule?.recipientKey).not.toHaveProperty('d');
+    expect(() => AccessPolicy.fromJson(json, { requireRecipientKey: true })).not.toThrow();
+    expect(readFileSync(join(K8S_ROOT, 'overlays', 'example', 'kustomization.yaml'), 'utf8')).toMatch(
+      /^\s+- AUTH_REQUIRE_RECIPIENT_KEY=true$/m,
+    );
+  });
 
   test("mounts a projected token for provsec's audience that lives 10 minutes, well inside the service's maximum", () => {
     expect(token.audience).toBe(envFile.AUTH_AUDIENCE);

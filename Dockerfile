@@ -11,8 +11,10 @@
 # (those persist in the image's layers and history).
 #
 # Pin the base images by digest in your registry mirror (FROM image@sha256:...); the tags below are
-# what the digests should track. NODE_MAJOR must match package.json "engines".
-ARG NODE_MAJOR=20
+# what the digests should track. NODE_MAJOR must match package.json "engines": 22 by default (Node 20
+# reached end of life in April 2026); `--build-arg NODE_MAJOR=20` still builds the 20 image. Every
+# stage uses it, so the runtime runs the Node the build compiled and installed for.
+ARG NODE_MAJOR=22
 
 # --- build: dev dependencies from the lock file, then TypeScript -> dist/ ---------------------------
 FROM node:${NODE_MAJOR}-bookworm-slim AS build

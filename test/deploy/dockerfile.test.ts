@@ -55,6 +55,24 @@ const globalAndStageVariables = dockerfile
   .filter((instruction) => ['ENV', 'ARG'].includes(instruction.getKeyword()));
 
 describe('the Dockerfile', () => {
+  test('builds on Node 22 by default, one NODE_MAJOR for every stage, within package.json engines', () => {
+    const nodeMajorArg = dockerfile
+      .getInstructions()
+      .find(
+        (instruction) => instruction.getKeyword() === 'ARG' && argumentsOf(instruction)[0]?.startsWith('NODE_MAJOR='),
+      );
+    expect(nodeMajorArg && argumentsOf(nodeMajorArg)).toEqual(['NODE_MAJOR=22']);
+    expect(stages.map((stage) => stage.image)).toEqual([
+      'node:${NODE_MAJOR}-bookworm-slim',
+      'node:${NODE_MAJOR}-bookworm-slim',
+      'gcr.io/distroless/nodejs${NODE_MAJOR}-debian12:nonroot',
+    ]);
+    const { engines } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+    };
+    expect(engines.node).toBe('>=20.19 <21 || >=22.12');
+  });
+
   test('is multi-stage: builds with the toolchain and ships a separate runtime stage', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(stages.map((stage) => stage.name)).toEqual(expect.arrayContaining(['build', 'runtime']));

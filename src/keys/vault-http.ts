@@ -298,9 +298,14 @@ function serviceUnavailableReason(error: unknown): KeySourceFailureReason {
   return 'vault_error';
 }
 
-/** Vault's `errors` array holds short operator text ("Vault is sealed", "permission denied"). */
+/**
+ * Vault's `errors` array holds short operator text ("Vault is sealed"), or for a denial go-multierror's
+ * list ("1 error occurred:\n\t* permission denied\n\n"): the list's items are joined on one line.
+ */
 function vaultErrorText(error: unknown): string {
   const errors = (bodyOf(error) as { errors?: unknown } | undefined)?.errors;
   if (!Array.isArray(errors) || typeof errors[0] !== 'string' || errors[0] === '') return '';
-  return ` (${redactKeyLikeText(errors[0].slice(0, 160))})`;
+  const items = [...errors[0].matchAll(/^\t\* (.+)$/gm)].map((match) => match[1] as string);
+  const text = items.length > 0 ? items.join('; ') : errors[0];
+  return ` (${redactKeyLikeText(text.replace(/\s+/g, ' ').trim().slice(0, 160))})`;
 }

@@ -210,7 +210,7 @@ export class VaultStandIn {
       return this.login(kubernetes, requestBody);
     if (method === 'POST' && path === 'auth/token/renew-self') return this.renewSelf(token);
     if (method !== 'GET') return error(405, `unsupported operation`);
-    if (this.options.mode === 'server' && !this.tokenIsLive(token)) return error(403, 'permission denied');
+    if (this.options.mode === 'server' && !this.tokenIsLive(token)) return denied();
     const kv = /^(.+?)\/(data|metadata)\/(.+)$/.exec(path);
     if (!kv) return error(404, `no handler for route "${path}". route entry not found.`);
     const [, mount, kind, secretPath] = kv as unknown as [string, string, string, string];
@@ -264,7 +264,7 @@ export class VaultStandIn {
     const { role, jwt } = (requestBody ?? {}) as { role?: unknown; jwt?: unknown };
     if (typeof role !== 'string' || typeof jwt !== 'string') return error(400, 'missing role or jwt');
     if (role !== kubernetes.role) return error(400, `invalid role name "${role}"`);
-    if (jwt !== kubernetes.jwt) return error(403, 'permission denied');
+    if (jwt !== kubernetes.jwt) return denied();
     const clientToken = `hvs.${randomUUID().replace(/-/g, '')}`;
     const issued: IssuedToken = {
       accessor: randomUUID(),
@@ -278,7 +278,7 @@ export class VaultStandIn {
 
   private renewSelf(token: string | undefined): Answer {
     const kubernetes = this.options.kubernetes;
-    if (!kubernetes || !this.tokenIsLive(token) || token === undefined) return error(403, 'permission denied');
+    if (!kubernetes || !this.tokenIsLive(token) || token === undefined) return denied();
     const issued = this.tokens.get(token) as IssuedToken;
     if (!kubernetes.renewable) return error(400, 'lease is not renewable');
     issued.expiresAtMs = Date.now() + kubernetes.tokenTtlSeconds * 1000;
@@ -328,6 +328,14 @@ function envelope(data: unknown) {
     warnings: null,
     auth: null,
   };
+}
+
+/**
+ * A denial as Vault sends it: the error text is go-multierror's list format
+ * ({"errors":["1 error occurred:\n\t* permission denied\n\n"]}), not the bare words.
+ */
+function denied(): Answer {
+  return error(403, '1 error occurred:\n\t* permission denied\n\n');
 }
 
 function error(status: number, message: string): Answer {

@@ -11,7 +11,7 @@ export type { KeyEncryptionKey } from './kek';
 export { Keyring } from './keyring';
 export type { KeyringEntry } from './keyring';
 export { encryptForRecipient, type SecretRecipient } from './recipient-jwe';
-export { systemRandom } from './random';
+export { bufferedSystemRandom, systemRandom } from './random';
 export type { RandomSource } from './random';
 export {
   CryptoError,

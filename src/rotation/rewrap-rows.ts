@@ -5,7 +5,7 @@
  * Invariants: no secret is decrypted; a row that cannot be rewrapped is reported by its crypto
  * error code and left out, never written half-done; any other error is a bug and aborts the batch.
  */
-import { CryptoError, rewrapEnvelope, type Keyring, type RandomSource } from '../crypto';
+import { bufferedSystemRandom, CryptoError, rewrapEnvelope, type Keyring, type RandomSource } from '../crypto';
 import { needs } from '../crypto/needs';
 
 export interface RowToRewrap {
@@ -19,6 +19,8 @@ export type RewrapOutcome = { readonly envelope: Uint8Array } | { readonly failu
 
 export function rewrapRows(rows: readonly RowToRewrap[], keyring: Keyring, random?: RandomSource): RewrapOutcome[] {
   const wrappingKekId = keyring.current.kekId;
+  // A rewrap draws only nonces (one per row), so they can come from the CSPRNG a block at a time.
+  const nonceSource = random ?? bufferedSystemRandom();
   return rows.map((row) => {
     let sealed;
     try {
@@ -26,7 +28,7 @@ export function rewrapRows(rows: readonly RowToRewrap[], keyring: Keyring, rando
         row.envelope,
         { groupId: row.groupId, secretVersion: row.secretVersion },
         keyring,
-        random,
+        nonceSource,
       );
     } catch (error) {
       if (error instanceof CryptoError) return { failure: error.code };

@@ -18,6 +18,7 @@ test('the module exposes seal, open, rewrap and key handling, but no data-key or
       'MAX_SECRET_LENGTH_BYTES',
       'MAX_SECRET_VERSION',
       'MalformedEnvelopeError',
+      'bufferedSystemRandom',
       'SecretTooLargeError',
       'encryptForRecipient',
       'importKek',

@@ -22,7 +22,12 @@ import {
 import type { KeySource } from '../keys/key-source';
 import type { AuditEventInput, AuditLog } from '../audit/audit-log';
 import type { Actor } from '../audit/audit-sql';
-import type { DeviceGroupMetadata, DeviceGroupStore, StoredDeviceGroup } from '../store/device-group-store';
+import type {
+  DeviceGroupMetadata,
+  DeviceGroupStore,
+  SealedSecretRow,
+  StoredDeviceGroup,
+} from '../store/device-group-store';
 import { STALE_ENVELOPE_REASON } from '../store/secret-history-sql';
 import {
   DeviceGroupConflictError,
@@ -77,7 +82,7 @@ export function createDeviceGroupService(deps: DeviceGroupServiceDeps) {
    * Opens a stored envelope for `requestedId`; every failure becomes StoredSecretUnreadableError
    * (fail closed).
    */
-  async function openStored(row: StoredDeviceGroup, requestedId: string): Promise<Uint8Array> {
+  async function openStored(row: SealedSecretRow, requestedId: string): Promise<Uint8Array> {
     // A genuine but superseded envelope (rolled back, or a deleted incarnation's) would open: never try it.
     if (!row.envelopeIsCurrent) throw staleEnvelopeError(row.id);
     try {

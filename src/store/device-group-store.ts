@@ -27,12 +27,18 @@ export interface DeviceGroupMetadata {
   readonly updatedAt: Date;
 }
 
-export interface StoredDeviceGroup extends DeviceGroupMetadata {
+/** What opening a stored secret needs: the envelope, its KEK and secret version, and the rollback check's verdict. */
+export interface SealedSecretRow {
+  readonly id: string;
+  readonly secretVersion: number;
+  readonly kekId: string;
   readonly envelope: Buffer;
   readonly kekVersion: number | null;
   /** false: the envelope is not the one provsec last stored for this group (rolled back or replaced). */
   readonly envelopeIsCurrent: boolean;
 }
+
+export interface StoredDeviceGroup extends DeviceGroupMetadata, SealedSecretRow {}
 
 export interface SealedRow {
   readonly envelope: Uint8Array;
@@ -57,8 +63,10 @@ const METADATA_COLUMNS = 'id, name, secret_version, kek_id, created_at, updated_
  * Every column a secret read needs, from ota_groups row `g` found by the requested id in parameter
  * $1, with the rollback check's verdict for that id.
  */
-const STORED_COLUMNS = `g.id, g.name, g.secret_version, g.kek_id, g.created_at, g.updated_at, g.kek_version,
-  g.provision_secret_envelope, ${envelopeIsCurrentSql('g', '$1')} AS envelope_is_current`;
+const SEALED_SECRET_COLUMNS = `g.id, g.secret_version, g.kek_id, g.kek_version, g.provision_secret_envelope,
+  ${envelopeIsCurrentSql('g', '$1')} AS envelope_is_current`;
+/** The sealed secret's columns and the group's metadata. */
+const STORED_COLUMNS = `${SEALED_SECRET_COLUMNS}, g.name, g.created_at, g.updated_at`;
 
 function toMetadata(
   row: Pick<DeviceGroupRow, 'id' | 'name' | 'secret_version' | 'kek_id' | 'created_at' | 'updated_at'>,
@@ -73,13 +81,24 @@ function toMetadata(
   };
 }
 
-function toStored(row: DeviceGroupRow): StoredDeviceGroup {
+type SealedSecretColumns = Pick<
+  DeviceGroupRow,
+  'id' | 'secret_version' | 'kek_id' | 'kek_version' | 'provision_secret_envelope' | 'envelope_is_current'
+>;
+
+function toSealedSecret(row: SealedSecretColumns): SealedSecretRow {
   return {
-    ...toMetadata(row),
+    id: row.id,
+    secretVersion: row.secret_version,
+    kekId: row.kek_id,
     envelope: row.provision_secret_envelope,
     kekVersion: row.kek_version,
     envelopeIsCurrent: row.envelope_is_current,
   };
+}
+
+function toStored(row: DeviceGroupRow): StoredDeviceGroup {
+  return { ...toMetadata(row), ...toSealedSecret(row) };
 }
 
 export function createDeviceGroupStore(pool: Pool) {
@@ -138,14 +157,12 @@ export function createDeviceGroupStore(pool: Pool) {
      * Otherwise the record says how the secret will be delivered (JSON, or a JWE to which kid).
      * Returns undefined, with nothing recorded, when the group has no stored secret.
      */
-    async findForSecretRead(
-      id: string,
-      actor: Actor,
-      delivery: SecretDelivery,
-    ): Promise<StoredDeviceGroup | undefined> {
-      const result = await pool.query<DeviceGroupRow>(
+    async findForSecretRead(id: string, actor: Actor, delivery: SecretDelivery): Promise<SealedSecretRow | undefined> {
+      // Only the columns the read uses: the name and the two timestamps would be parsed (a Date
+      // each) on every read for nothing.
+      const result = await pool.query<SealedSecretColumns>(
         `WITH grp AS (
-           SELECT ${STORED_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL
+           SELECT ${SEALED_SECRET_COLUMNS} FROM ota_groups AS g WHERE g.id = $1 AND g.provision_secret_envelope IS NOT NULL
          ), ${auditCte('grp', 'provision-secret.read', 2, {
            outcome: `CASE WHEN grp.envelope_is_current THEN 'ok' ELSE 'error' END`,
            reason: `CASE WHEN grp.envelope_is_current THEN NULL ELSE '${STALE_ENVELOPE_REASON}' END`,
@@ -158,7 +175,7 @@ export function createDeviceGroupStore(pool: Pool) {
         [id, ...actorParameters(actor), delivery.kind, delivery.kind === 'jwe' ? delivery.recipientKid : null],
       );
       const row = result.rows[0];
-      return row ? toStored(row) : undefined;
+      return row ? toSealedSecret(row) : undefined;
     },
 
     /** A page in id order, after the cursor (exclusive). Metadata only. */

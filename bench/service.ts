@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { compactDecrypt } from 'jose';
 import { Client } from 'pg';
 import { APP_ROOT } from '../src/app-root';
 import { renderChart } from './chart';
@@ -37,8 +38,11 @@ import {
   createBenchIssuer,
   freePort,
   startBenchDatabase,
+  benchTlsFiles,
+  rerunTrustingBenchCa,
   startServerProcess,
   writeKeyFile,
+  type BenchTlsFiles,
   type BenchIssuer,
   type ServerProcess,
   type TokenAlgorithm,
@@ -83,6 +87,10 @@ const USAGE = `usage: npm run bench -- [options]
   --scenarios LIST     read,create (default both)
   --node-args=ARGS     node flags for both servers (default: the heap of the deployed pod,
                        "${DEPLOYED_HEAP_FLAGS}"); --node-args= for V8's defaults here
+  --tls                the service listens with TLS (a bench CA's certificate; the driver trusts
+                       the CA); default plain HTTP with TLS_DISABLE=true. The baseline stays plain
+  --read-delivery D    json (default) or jwe: each worker's policy rule registers a P-256 key and
+                       reads are answered with a JWE to it
   --profile            run service and baseline under --cpu-prof and print the breakdowns
   --keep               keep the temporary folder (database, logs)`;
 
@@ -101,6 +109,8 @@ interface BenchOptions {
   readonly nodeArgs: readonly string[];
   readonly profile: boolean;
   readonly keep: boolean;
+  readonly tls: boolean;
+  readonly readDelivery: 'json' | 'jwe';
 }
 
 function parseOptions(argv: readonly string[]): BenchOptions {
@@ -122,6 +132,8 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       'node-args': { type: 'string', default: DEPLOYED_HEAP_FLAGS },
       profile: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      tls: { type: 'boolean', default: false },
+      'read-delivery': { type: 'string', default: 'json' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -137,6 +149,8 @@ function parseOptions(argv: readonly string[]): BenchOptions {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(values.name)) throw new Error('--name may use only A-Z a-z 0-9 . _ -');
   if (!['ES256', 'RS256', 'EdDSA'].includes(values['token-alg']))
     throw new Error('--token-alg must be ES256, RS256 or EdDSA');
+  if (values['read-delivery'] !== 'json' && values['read-delivery'] !== 'jwe')
+    throw new Error('--read-delivery must be json or jwe');
   const scenarios = values.scenarios.split(',').map((scenario) => scenario.trim());
   if (scenarios.length === 0 || scenarios.some((scenario) => scenario !== 'read' && scenario !== 'create'))
     throw new Error('--scenarios must list read and/or create');
@@ -155,6 +169,8 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     nodeArgs: values['node-args'].split(/\s+/).filter((arg) => arg !== ''),
     profile: values.profile,
     keep: values.keep,
+    tls: values.tls,
+    readDelivery: values['read-delivery'],
   };
 }
 
@@ -167,8 +183,11 @@ function serviceEnv(
   keyFile: string,
   issuer: BenchIssuer,
   stateDir: string,
+  tlsFiles: BenchTlsFiles | undefined,
 ): Record<string, string> {
   return {
+    // Production refuses plain HTTP unless told: TLS_DISABLE=true is the deployment behind a mesh.
+    ...(tlsFiles ? { TLS_CERT_FILE: tlsFiles.certFile, TLS_KEY_FILE: tlsFiles.keyFile } : { TLS_DISABLE: 'true' }),
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -212,8 +231,10 @@ async function seedGroups(service: ServerProcess, authorization: string, count: 
 /** One forked load-driver process per run, so the client's CPU and heap are never the server's. */
 function runDriver(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
+    const extraCa = process.env.NODE_EXTRA_CA_CERTS;
     const driver = fork(join(APP_ROOT, 'dist', 'bench', 'load-driver.js'), [], {
-      env: { PATH: process.env.PATH ?? '' },
+      // With --tls, the driver trusts the run's CA as this process does.
+      env: { PATH: process.env.PATH ?? '', ...(extraCa !== undefined ? { NODE_EXTRA_CA_CERTS: extraCa } : {}) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     let answered = false;
@@ -243,6 +264,13 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (options.tls) {
+    const exitCode = rerunTrustingBenchCa();
+    if (exitCode !== undefined) {
+      process.exitCode = exitCode;
+      return;
+    }
+  }
   const serviceScript = join(APP_ROOT, 'dist', 'src', 'main.js');
   const baselineScript = join(APP_ROOT, 'dist', 'bench', 'baseline-server.js');
   for (const script of [serviceScript, baselineScript])
@@ -252,13 +280,18 @@ async function main(): Promise<void> {
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     say(`working in ${workDir}`);
+    say(
+      `service over ${options.tls ? 'TLS' : 'plain HTTP'}, secret reads answered as ${options.readDelivery === 'jwe' ? 'a JWE to the worker' : 'JSON'}; baseline over plain HTTP`,
+    );
     const database = await startBenchDatabase(workDir);
     cleanups.push(() => database.stop());
     const keyFile = writeKeyFile(workDir);
     const issuer = await createBenchIssuer(workDir, {
       algorithm: options.tokenAlgorithm,
       workerCount: options.workers,
+      recipientKeys: options.readDelivery === 'jwe',
     });
+    const tlsFiles = options.tls ? benchTlsFiles() : undefined;
     const tokenTtlSeconds = Math.min(3600, options.roundSeconds + options.warmupSeconds + 300);
     const managementAuthorization = async () =>
       `Bearer ${await issuer.mint(issuer.managementSubject, tokenTtlSeconds)}`;
@@ -272,7 +305,8 @@ async function main(): Promise<void> {
     const service = await startServerProcess({
       name: 'service',
       script: serviceScript,
-      env: serviceEnv(options, servicePort, database.url, keyFile, issuer, join(workDir, 'state')),
+      env: serviceEnv(options, servicePort, database.url, keyFile, issuer, join(workDir, 'state'), tlsFiles),
+      scheme: tlsFiles ? 'https' : 'http',
       nodeArgs: [
         ...options.nodeArgs,
         ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'service')}`] : []),
@@ -479,9 +513,15 @@ async function checkBothServe(
     const response = await fetch(`${targets[target].baseUrl}/v1/device-groups/${groupId}/provision-secret`, {
       headers: { authorization },
     });
-    const body = (await response.json()) as { provisionSecret?: string };
     if (response.status !== 200)
-      throw new Error(`${target} refused a secret read: ${response.status} ${JSON.stringify(body)}`);
+      throw new Error(`${target} refused a secret read: ${response.status} ${await response.text()}`);
+    // A JWE answer (--read-delivery jwe) is opened with the worker's private key, as the worker would.
+    const recipient = target === 'service' ? issuer.recipientPrivateKeys[0] : undefined;
+    const body = (
+      recipient
+        ? JSON.parse(new TextDecoder().decode((await compactDecrypt(await response.text(), recipient)).plaintext))
+        : await response.json()
+    ) as { provisionSecret?: string };
     if (target === 'service' && body.provisionSecret !== expected)
       throw new Error('the service returned a different secret than was stored');
     if (body.provisionSecret?.length !== expected.length)
@@ -538,6 +578,8 @@ function configurationOf(options: BenchOptions, envelopeBytes: number): BenchCon
     envelopeBytes,
     nodeEnv: 'production',
     scenarios: options.scenarios,
+    serviceTransport: options.tls ? 'tls' : 'http',
+    readDelivery: options.readDelivery,
   };
 }
 

@@ -4,13 +4,16 @@
  * servers under test as separate processes whose readiness it waits for.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, type KeyLike } from 'jose';
 import { Client } from 'pg';
 import { startEmbeddedPostgres } from '../src/db/embedded';
+import { TestCertificateAuthority } from '../test/support/test-pki';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -68,6 +71,8 @@ export interface BenchIssuer {
   readonly policyFile: string;
   readonly managementSubject: string;
   readonly workerSubjects: readonly string[];
+  /** With `recipientKeys`: each worker's private key (in workerSubjects order), to open its JWE answers. */
+  readonly recipientPrivateKeys: readonly KeyObject[];
   /** A signed access token for `subject`, valid for `ttlSeconds` from now. */
   mint(subject: string, ttlSeconds: number): Promise<string>;
 }
@@ -81,7 +86,7 @@ export const BENCH_AUDIENCE = 'provsec';
  */
 export async function createBenchIssuer(
   dir: string,
-  options: { algorithm: TokenAlgorithm; workerCount: number },
+  options: { algorithm: TokenAlgorithm; workerCount: number; recipientKeys?: boolean },
 ): Promise<BenchIssuer> {
   const { publicKey, privateKey } = await generateKeyPair(
     options.algorithm,
@@ -99,6 +104,10 @@ export async function createBenchIssuer(
     { length: options.workerCount },
     (_, index) => `system:serviceaccount:provisioning:cert-worker-${index + 1}`,
   );
+  // --read-delivery jwe: each worker registers a P-256 key, so its reads are answered with a JWE to it.
+  const recipientKeyPairs = options.recipientKeys
+    ? workerSubjects.map(() => generateKeyPairSync('ec', { namedCurve: 'P-256' }))
+    : [];
   const policyFile = join(dir, 'policy.json');
   writeFileSync(
     policyFile,
@@ -110,11 +119,19 @@ export async function createBenchIssuer(
           permissions: ['device-groups:read', 'device-groups:write'],
         },
         { subject: 'system:serviceaccount:security:auditor', issuer: BENCH_ISSUER, permissions: ['audit:read'] },
-        ...workerSubjects.map((subject) => ({
+        ...workerSubjects.map((subject, index) => ({
           subject,
           issuer: BENCH_ISSUER,
           permissions: ['provision-secret:read'],
           groups: ['bench-*'],
+          ...(recipientKeyPairs[index]
+            ? {
+                recipientKey: {
+                  ...recipientKeyPairs[index].publicKey.export({ format: 'jwk' }),
+                  kid: `bench-worker-${index + 1}`,
+                },
+              }
+            : {}),
         })),
       ],
     }),
@@ -127,6 +144,7 @@ export async function createBenchIssuer(
     policyFile,
     managementSubject,
     workerSubjects,
+    recipientPrivateKeys: recipientKeyPairs.map((pair) => pair.privateKey),
     mint: (subject, ttlSeconds) => signToken(privateKey, options.algorithm, keyId, subject, ttlSeconds),
   };
 }
@@ -164,6 +182,8 @@ export interface ServerProcessOptions {
   readonly env: Readonly<Record<string, string>>;
   readonly nodeArgs?: readonly string[];
   readonly port: number;
+  /** Default http; https for a server started with the bench's TLS files. */
+  readonly scheme?: 'http' | 'https';
   /** Polled until it answers 200. */
   readonly readyPath: string;
   /** stdout and stderr go here, as a container runtime would collect them. */
@@ -180,7 +200,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   });
   closeSync(logFd);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const baseUrl = `http://127.0.0.1:${options.port}`;
+  const baseUrl = `${options.scheme ?? 'http'}://127.0.0.1:${options.port}`;
   try {
     await waitUntilReady(child, `${baseUrl}${options.readyPath}`, options.readyTimeoutMs ?? 60_000);
   } catch (error) {
@@ -218,4 +238,46 @@ async function waitUntilReady(child: ChildProcess, url: string, timeoutMs: numbe
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`timed out after ${timeoutMs} ms (${lastProblem})`);
+}
+
+/** The service's certificate and key for `--tls`, and the CA that signed them. */
+export interface BenchTlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
+const TLS_DIR_VARIABLE = 'PROVSEC_BENCH_TLS_DIR';
+
+/**
+ * `--tls` needs every client of the run (this process's fetch calls and the load drivers) to trust
+ * a CA made for the run, and Node reads NODE_EXTRA_CA_CERTS only at start-up. So the first process
+ * makes the CA and the server certificate (for 127.0.0.1), runs the bench again as a child with
+ * NODE_EXTRA_CA_CERTS set, and returns its exit code; the child finds the files with benchTlsFiles().
+ * Returns undefined in the child (already trusting the CA): go on with the run.
+ */
+export function rerunTrustingBenchCa(): number | undefined {
+  if (process.env[TLS_DIR_VARIABLE] !== undefined) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'provsec-bench-tls-'));
+  try {
+    const ca = new TestCertificateAuthority('provsec bench CA');
+    const issued = ca.issue({ commonName: 'provsec bench service' });
+    writeFileSync(join(dir, 'ca.pem'), ca.certificatePem);
+    writeFileSync(join(dir, 'cert.pem'), issued.certificatePem);
+    writeFileSync(join(dir, 'key.pem'), issued.privateKeyPem, { mode: 0o600 });
+    const child = spawnSync(process.execPath, process.argv.slice(1), {
+      stdio: 'inherit',
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem'), [TLS_DIR_VARIABLE]: dir },
+    });
+    return child.status ?? 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** In the re-run child: where its TLS files are. */
+export function benchTlsFiles(): BenchTlsFiles {
+  const dir = process.env[TLS_DIR_VARIABLE];
+  if (dir === undefined) throw new Error('benchTlsFiles() outside the re-run of rerunTrustingBenchCa()');
+  return { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') };
 }

@@ -62,6 +62,10 @@ export interface BenchConfiguration {
   readonly envelopeBytes: number;
   readonly nodeEnv: string;
   readonly scenarios: readonly Scenario[];
+  /** The service's listener: plain HTTP (TLS_DISABLE=true, the ratio's default) or TLS. The baseline is always plain. */
+  readonly serviceTransport: 'http' | 'tls';
+  /** How the service answers secret reads: JSON, or a JWE to each worker's registered key. */
+  readonly readDelivery: 'json' | 'jwe';
 }
 
 export interface BenchResults {

@@ -283,12 +283,10 @@ function loadKeySourceConfig(env: Env, production: boolean, stateDir: string): K
     ...common,
     ...role,
     kubernetesMount: read(env, 'VAULT_K8S_MOUNT', nonEmpty, 'kubernetes'),
-    kubernetesTokenFile: read(
-      env,
-      'VAULT_K8S_TOKEN_FILE',
-      nonEmpty,
-      '/var/run/secrets/kubernetes.io/serviceaccount/token',
-    ),
+    // Not the automounted token: its audience is the API server, and the role vault/setup.sh
+    // writes is bound to audience `vault` (the plugin answers any other with 403). A projected
+    // token for `vault` mounted here is the documented setup (docs/deploy.md).
+    kubernetesTokenFile: read(env, 'VAULT_K8S_TOKEN_FILE', nonEmpty, '/var/run/secrets/vault/token'),
     namespace: optional(env, 'VAULT_NAMESPACE', nonEmpty),
     pollIntervalMs: read(env, 'VAULT_POLL_INTERVAL_MS', integer(1000, 3_600_000), '30000'),
     timeoutMs: read(env, 'VAULT_TIMEOUT_MS', integer(100, 60_000), '2000'),

@@ -12,7 +12,7 @@ const vault: VaultKeySourceConfig = {
   kvField: 'key',
   kubernetesRole: undefined,
   kubernetesMount: 'kubernetes',
-  kubernetesTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+  kubernetesTokenFile: '/var/run/secrets/vault/token',
   namespace: undefined,
   pollIntervalMs: 30000,
   timeoutMs: 2000,

@@ -26,7 +26,10 @@ import {
 
 const MOUNT = 'kv-dev';
 const PATH = 'provisioning_secret_enc_key';
-const JWT = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: 'system:serviceaccount:provsec:provsec' })).toString('base64url')}.c2lnbmF0dXJlLXN0YW5kLWlu`;
+const jwtWith = (claims: Record<string, unknown>) =>
+  `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: 'system:serviceaccount:provsec:provsec', ...claims })).toString('base64url')}.c2lnbmF0dXJlLXN0YW5kLWlu`;
+/** A projected token minted for audience `vault`, the one vault/setup.sh binds the role to. */
+const JWT = jwtWith({ aud: ['vault'] });
 const kekIdOf = (hex: string) => importKekFromHex(hex).kekId;
 
 interface Harness {
@@ -73,7 +76,15 @@ async function harness(options: {
   jwtOnDisk?: string;
 }): Promise<Harness> {
   const kubernetes: KubernetesAuthStandIn | undefined = options.kubernetes
-    ? { mount: 'kubernetes', role: 'provsec', jwt: JWT, tokenTtlSeconds: 60, renewable: true, ...options.kubernetes }
+    ? {
+        mount: 'kubernetes',
+        role: 'provsec',
+        jwt: JWT,
+        audience: 'vault',
+        tokenTtlSeconds: 60,
+        renewable: true,
+        ...options.kubernetes,
+      }
     : undefined;
   const vault = await VaultStandIn.start({
     mode: options.mode ?? (kubernetes ? 'server' : 'agent-proxy'),
@@ -387,6 +398,17 @@ describe('vault key source with Kubernetes auth', () => {
     await sleep(300);
     expect(h.source.status().state).toBe('ready');
     expect(await metricValue(h.registry, 'provsec_key_source_reload_failures_total')).toBe(0);
+  });
+
+  it("refuses the automounted token (audience: the API server) with the plugin's 403 audience error, labelled forbidden", async () => {
+    const automounted = jwtWith({ aud: ['https://kubernetes.default.svc.cluster.local'] });
+    const h = await harness({ kubernetes: { jwt: automounted }, jwtOnDisk: automounted, before: (put) => void put() });
+    expect(h.source.status().state).toBe('failed');
+    expect(h.source.status().lastError).toMatch(
+      /Kubernetes login \(auth\/kubernetes\/login, role provsec\): HTTP 403 \(invalid audience \(aud\) claim: audience claim does not match any expected audience\)/,
+    );
+    expect(h.vault.logins).toBe(0);
+    expect(await failures(h, 'forbidden')).toBeGreaterThan(0);
   });
 
   it('a rejected login (wrong JWT) leaves the source failed with a clear reason, never crashing or logging the JWT', async () => {

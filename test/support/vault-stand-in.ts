@@ -22,8 +22,10 @@ import type { AddressInfo } from 'node:net';
 export interface KubernetesAuthStandIn {
   readonly mount: string;
   readonly role: string;
-  /** The service-account JWT the login must present. */
+  /** The service-account JWT the login must present (the stand-in's TokenReview: any other is denied). */
   readonly jwt: string;
+  /** The role's bound `audience` (vault/setup.sh binds `vault`); a JWT whose `aud` lacks it is refused. */
+  readonly audience: string;
   /** lease_duration of issued tokens, whole seconds as in Vault. */
   readonly tokenTtlSeconds: number;
   readonly renewable: boolean;
@@ -264,6 +266,12 @@ export class VaultStandIn {
     const { role, jwt } = (requestBody ?? {}) as { role?: unknown; jwt?: unknown };
     if (typeof role !== 'string' || typeof jwt !== 'string') return error(400, 'missing role or jwt');
     if (role !== kubernetes.role) return error(400, `invalid role name "${role}"`);
+    // The plugin validates the claims before asking Kubernetes about the token: a role with an
+    // audience needs it in `aud` (vault-plugin-auth-kubernetes path_login.go, parseAndValidateJWT:
+    // logical.CodedError(403, err.Error()) around hashicorp/cap jwt/jwt.go validateAudience), so
+    // the automounted token (audience: the API server) gets 403 with cap's text, not a bare denial.
+    if (!audiencesOf(jwt).includes(kubernetes.audience))
+      return error(403, 'invalid audience (aud) claim: audience claim does not match any expected audience');
     if (jwt !== kubernetes.jwt) return denied();
     const clientToken = `hvs.${randomUUID().replace(/-/g, '')}`;
     const issued: IssuedToken = {
@@ -313,6 +321,18 @@ export class VaultStandIn {
   private tokenIsLive(token: string | undefined): boolean {
     const issued = token === undefined ? undefined : this.tokens.get(token);
     return issued !== undefined && !issued.revoked && Date.now() < issued.expiresAtMs;
+  }
+}
+
+/** The JWT's `aud` claim as a list (a string or an array in Kubernetes tokens); unsigned parsing as the plugin does without public keys. */
+function audiencesOf(jwt: string): string[] {
+  try {
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { aud?: unknown };
+    const aud = claims.aud;
+    if (typeof aud === 'string') return [aud];
+    return Array.isArray(aud) ? aud.filter((item): item is string => typeof item === 'string') : [];
+  } catch {
+    return [];
   }
 }
 

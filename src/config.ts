@@ -104,6 +104,12 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly migrateOnStart: boolean;
   readonly keySource: KeySourceConfig;
+  /**
+   * KEK_ACTIVATION_DELAY_SECONDS (default 120): a KEK version younger than this does not seal yet.
+   * 120 s is twice the Vault Agent's render interval in k8s/base (1m), so every replica's key file
+   * has had two renders to pick the version up before any replica seals with it.
+   */
+  readonly kekActivationDelaySeconds: number;
   readonly auth: AuthConfig;
   readonly secretReadRateLimitPerMinute: number;
   /** Repeated identical denials from one client are one audit row per this many seconds. */
@@ -204,6 +210,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     migrateOnStart: read(env, 'MIGRATE_ON_START', bool, 'true'),
     keySource: loadKeySourceConfig(env, production, stateDir),
     auth: loadAuthConfig(env, production),
+    kekActivationDelaySeconds: read(env, 'KEK_ACTIVATION_DELAY_SECONDS', integer(0, 86_400), '120'),
     secretReadRateLimitPerMinute: read(env, 'SECRET_READ_RATE_LIMIT_PER_MINUTE', integer(1, 1_000_000), '600'),
     auditDenialWindowSeconds: read(env, 'AUDIT_DENIAL_WINDOW_SECONDS', integer(1, 3600), '60'),
     rewrap: {

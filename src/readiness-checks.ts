@@ -57,7 +57,7 @@ export function keyringCheck(keySource: Pick<KeySource, 'status' | 'currentKeyri
  * row can: readiness stays up and reports it rather than taking the whole service out.
  */
 export function keksForStoredRowsCheck(
-  keySource: Pick<KeySource, 'status' | 'currentKeyring'>,
+  keySource: Pick<KeySource, 'status' | 'currentKeyring' | 'pendingKek'>,
   usage: KekUsageCounter,
 ): ReadinessCheck {
   return {

@@ -83,7 +83,10 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     const registry = new Registry();
     registerDefaultMetrics(registry);
 
-    const keySource = createKeySource({ ...config.keySource, production: config.production }, { logger, registry });
+    const keySource = createKeySource(
+      { ...config.keySource, production: config.production },
+      { logger, registry, kekActivationDelayMs: config.kekActivationDelaySeconds * 1000 },
+    );
     await keySource.start();
     cleanups.push(() => keySource.stop());
 

@@ -9,7 +9,7 @@ export { ENVELOPE_FORMAT_V1, MAX_SECRET_LENGTH_BYTES } from './envelope-format';
 export { KEK_ID_LENGTH_BYTES, KEK_LENGTH_BYTES, importKek, importKekFromHex, isKekId } from './kek';
 export type { KeyEncryptionKey } from './kek';
 export { Keyring } from './keyring';
-export type { KeyringEntry } from './keyring';
+export type { KeyringEntry, PendingActivation } from './keyring';
 export { encryptForRecipient, type SecretRecipient } from './recipient-jwe';
 export { bufferedSystemRandom, systemRandom } from './random';
 export type { RandomSource } from './random';

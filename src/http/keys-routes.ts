@@ -11,7 +11,7 @@ import { authorize, type AuthDeps } from './auth-middleware';
 
 export function keysRoutes(deps: {
   auth: AuthDeps;
-  keys: Pick<KeySource, 'currentKeyring' | 'status'>;
+  keys: Pick<KeySource, 'currentKeyring' | 'status' | 'pendingKek'>;
   usage: KekUsageCounter;
 }): Router {
   const router = Router();

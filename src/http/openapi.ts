@@ -62,7 +62,17 @@ const keyStatusSchema = z.strictObject({
     loadedAt: z.iso.datetime({ offset: true }).nullable(),
     lastError: z.string().nullable(),
   }),
-  currentKekId: z.string().nullable(),
+  currentKekId: z.string().nullable().describe('The KEK that seals now: the newest active version'),
+  pendingKek: z
+    .strictObject({
+      kekId: kekIdSchema,
+      kekVersion: z.number().int().nullable(),
+      activatesAt: z.iso.datetime({ offset: true }),
+    })
+    .nullable()
+    .describe(
+      'A newer KEK version the key source holds that does not seal yet (KEK_ACTIVATION_DELAY_SECONDS), and when it will',
+    ),
   keys: z.array(keyStatusEntrySchema),
   rowsNotUnderCurrent: z.number().int().min(0),
   rowsUnderUnavailableKeks: z.number().int().min(0),

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { InvalidKekError, InvalidKeyringError, KekUnavailableError } from '../crypto/errors';
 import { isKekId } from '../crypto/kek';
-import { Keyring } from '../crypto/keyring';
+import { Keyring, type PendingActivation } from '../crypto/keyring';
 import { needs } from '../crypto/needs';
 import { KeySourceConfigError, KeySourceError, KeySourceLoadError } from './errors';
 import type {
@@ -44,11 +44,15 @@ export abstract class BaseKeySource implements KeySource {
   private lifecycle: Lifecycle = 'created';
   private loadRunning: Promise<void> | undefined;
   private loadRequested = false;
+  private readonly activationDelayMs: number;
+  private readonly nowMs: () => number;
 
   protected constructor(
     readonly kind: KeySourceKind,
     deps: KeySourceDeps,
   ) {
+    this.activationDelayMs = deps.kekActivationDelayMs ?? 0;
+    this.nowMs = deps.nowMs ?? Date.now;
     this.logger = deps.logger.child({ component: 'key-source', keySource: kind });
     this.metrics = createKeySourceMetrics(deps.registry, kind);
     this.metrics.setState(this.state);
@@ -111,8 +115,18 @@ export abstract class BaseKeySource implements KeySource {
     await this.loadRunning;
   }
 
+  /** The installed keyring with the KEK that seals now as its current (delayed activation). */
   currentKeyring(): Keyring | undefined {
-    return this.installed;
+    return this.installed && this.sealingView(this.installed);
+  }
+
+  /** When the source's newest KEK is known but not active yet: which, and from when it seals. */
+  pendingKek(): PendingActivation | undefined {
+    return this.installed?.pendingAt(this.nowMs(), this.activationDelayMs);
+  }
+
+  private sealingView(keyring: Keyring): Keyring {
+    return keyring.activeAt(this.nowMs(), this.activationDelayMs);
   }
 
   async keyringFor(kekId: string, kekVersion: number | null): Promise<Keyring> {
@@ -125,7 +139,7 @@ export abstract class BaseKeySource implements KeySource {
     );
     const cached = this.installed;
     // The common case answers from memory, so a slow or absent backend never blocks it.
-    if (cached?.has(kekId)) return cached;
+    if (cached?.has(kekId)) return this.sealingView(cached);
     if (this.lifecycle === 'stopped')
       throw new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId);
     let fetched: LoadedKeyring;
@@ -151,7 +165,7 @@ export abstract class BaseKeySource implements KeySource {
     // A source stopped while fetching installs nothing; its caller gets no key either.
     needs(!this.stopped, () => new KekUnavailableError(`KEK ${kekId}: the ${this.kind} key source is stopped`, kekId));
     this.installKeyring(keyring, fetched.logDetails);
-    return keyring;
+    return this.sealingView(keyring);
   }
 
   status(): KeySourceStatus {

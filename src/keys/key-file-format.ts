@@ -2,7 +2,9 @@
  * The key file the Vault Agent renders (KEY_FILE), parsed into a keyring. Pure: no I/O.
  * Two forms, nothing else:
  *   single key (the ADR's):  {"key": "<64 hex digits, either case>"}
- *   keyring:                 {"current": 2, "keys": {"1": "<64 hex>", "2": "<64 hex>"}}
+ *   keyring:                 {"current": 2, "keys": {"1": "<64 hex>", "2": "<64 hex>"},
+ *                             "createdAt": {"2": "<RFC 3339>"}}   (createdAt optional, per version:
+ *                             a version younger than KEK_ACTIVATION_DELAY_SECONDS does not seal yet)
  * Invariants: unknown fields are rejected (a typo such as "curent" must not silently drop a key);
  * every failure message is built from field names and lengths, never from the file's content.
  */
@@ -16,13 +18,16 @@ import { describeIssues } from './safe-text';
 
 /** Far above any real key file; a larger file is not ours (and is not read into memory whole). */
 export const MAX_KEY_FILE_BYTES = 64 * 1024;
-const FIELD_NAMES = ['key', 'current', 'keys'];
+const FIELD_NAMES = ['key', 'current', 'keys', 'createdAt'];
+const VERSION_PATTERN = /^[1-9][0-9]{0,14}$/;
 
 const singleKeyForm = z.strictObject({ key: z.string() });
 const keyringForm = z.strictObject({
   current: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   // Versions are positive integers written without leading zeros, as Vault numbers KV versions.
-  keys: z.record(z.string().regex(/^[1-9][0-9]{0,14}$/), z.string()),
+  keys: z.record(z.string().regex(VERSION_PATTERN), z.string()),
+  // Vault KV's created_time, as the agent template renders it (RFC 3339, with a zone).
+  createdAt: z.record(z.string().regex(VERSION_PATTERN), z.iso.datetime({ offset: true })).optional(),
 });
 
 export function parseKeyFile(text: string): Keyring {
@@ -44,7 +49,10 @@ export function parseKeyFile(text: string): Keyring {
   }
   const keyring = keyringForm.safeParse(document);
   if (!keyring.success)
-    throw formatError('{"current": <version>, "keys": {"<version>": "<64 hex>"}}', keyring.error.issues);
+    throw formatError(
+      '{"current": <version>, "keys": {"<version>": "<64 hex>"}, "createdAt": {"<version>": "<RFC 3339>"}}',
+      keyring.error.issues,
+    );
   const keksByVersion = new Map<number, KeyEncryptionKey>();
   for (const [version, hex] of Object.entries(keyring.data.keys)) {
     keksByVersion.set(Number(version), importFileKey(hex, Number(version), `keys.${version}`));
@@ -56,7 +64,17 @@ export function parseKeyFile(text: string): Keyring {
       `the key file's current version ${keyring.data.current} is not among its keys (${[...keksByVersion.keys()].join(', ') || 'none'})`,
     );
   }
-  return keyringFromVersions(keksByVersion, keyring.data.current);
+  const createdAtByVersion = new Map<number, Date>();
+  for (const [version, time] of Object.entries(keyring.data.createdAt ?? {})) {
+    // A time for a version the file does not carry is a template mistake, not something to ignore.
+    if (!keksByVersion.has(Number(version)))
+      throw new KeySourceLoadError(
+        'invalid_keyring',
+        `the key file's createdAt names version ${version}, which it has no key for`,
+      );
+    createdAtByVersion.set(Number(version), new Date(time));
+  }
+  return keyringFromVersions(keksByVersion, keyring.data.current, createdAtByVersion);
 }
 
 /** The single-key form, as the dev source writes it. */

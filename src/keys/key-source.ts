@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Keyring } from '../crypto/keyring';
+import type { Keyring, PendingActivation } from '../crypto/keyring';
 
 export const KEY_SOURCE_KINDS = ['file', 'vault', 'dev'] as const;
 export type KeySourceKind = (typeof KEY_SOURCE_KINDS)[number];
@@ -42,6 +42,8 @@ export interface KeySource {
    */
   keyringFor(kekId: string, kekVersion: number | null): Promise<Keyring>;
   status(): KeySourceStatus;
+  /** The source's newest KEK while it is known but not yet active (delayed activation), else undefined. */
+  pendingKek(): PendingActivation | undefined;
   /** Called after every keyring swap; returns the unsubscribe function. */
   onChange(listener: KeyringListener): () => void;
   stop(): Promise<void>;
@@ -51,4 +53,11 @@ export interface KeySource {
 export interface KeySourceDeps {
   readonly logger: Logger;
   readonly registry: Registry;
+  /**
+   * KEK_ACTIVATION_DELAY_SECONDS in ms: a version younger than this (by its createdAt) is known
+   * but does not seal yet, so replicas whose key file lags still open what others write. Default 0.
+   */
+  readonly kekActivationDelayMs?: number;
+  /** The clock activation is judged by (tests inject one). Default Date.now. */
+  readonly nowMs?: () => number;
 }

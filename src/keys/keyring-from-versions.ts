@@ -12,6 +12,7 @@ import { needs } from '../crypto/needs';
 export function keyringFromVersions(
   keksByVersion: ReadonlyMap<number, KeyEncryptionKey>,
   currentVersion: number,
+  createdAtByVersion: ReadonlyMap<number, Date> = new Map(),
 ): Keyring {
   const current = keksByVersion.get(currentVersion);
   // Without the current version nothing new could be sealed.
@@ -24,5 +25,10 @@ export function keyringFromVersions(
   for (const [, kek] of [[currentVersion, current] as const, ...newestFirst]) {
     if (!byKekId.has(kek.kekId)) byKekId.set(kek.kekId, kek);
   }
-  return Keyring.create([...byKekId.values()], current.kekId);
+  const createdAtByKekId = new Map<string, Date>();
+  for (const kek of byKekId.values()) {
+    const createdAt = kek.kekVersion === null ? undefined : createdAtByVersion.get(kek.kekVersion);
+    if (createdAt) createdAtByKekId.set(kek.kekId, createdAt);
+  }
+  return Keyring.create([...byKekId.values()], current.kekId, [], createdAtByKekId);
 }

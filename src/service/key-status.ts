@@ -16,7 +16,10 @@ export interface KeyStatusEntry {
   rows: number;
 }
 
-export async function keyStatus(keys: Pick<KeySource, 'currentKeyring' | 'status'>, usage: KekUsageCounter) {
+export async function keyStatus(
+  keys: Pick<KeySource, 'currentKeyring' | 'status' | 'pendingKek'>,
+  usage: KekUsageCounter,
+) {
   const keyring = keys.currentKeyring();
   const counts = new Map((await usage.usage()).map((entry) => [entry.kekId, entry.rows]));
   const entries: KeyStatusEntry[] = (keyring?.entries() ?? []).map((entry) => ({
@@ -32,6 +35,7 @@ export async function keyStatus(keys: Pick<KeySource, 'currentKeyring' | 'status
   }
   const status = keys.status();
   const currentKekId = keyring?.current.kekId ?? null;
+  const pending = keys.pendingKek();
   return {
     source: {
       kind: status.kind,
@@ -39,7 +43,12 @@ export async function keyStatus(keys: Pick<KeySource, 'currentKeyring' | 'status
       loadedAt: status.loadedAt?.toISOString() ?? null,
       lastError: status.lastError ?? null,
     },
+    /** The KEK that seals now (the newest active version). */
     currentKekId,
+    /** A newer version the source holds that does not seal yet, and when it will. */
+    pendingKek: pending
+      ? { kekId: pending.kekId, kekVersion: pending.kekVersion, activatesAt: pending.activatesAt.toISOString() }
+      : null,
     keys: entries,
     rowsNotUnderCurrent: entries.filter((entry) => !entry.current).reduce((sum, entry) => sum + entry.rows, 0),
     rowsUnderUnavailableKeks: entries.filter((entry) => !entry.available).reduce((sum, entry) => sum + entry.rows, 0),

@@ -121,3 +121,25 @@ describe('key file format', () => {
     );
   });
 });
+
+describe('the keyring form with createdAt (delayed activation)', () => {
+  const hex1 = 'a'.repeat(64);
+  const hex2 = 'b'.repeat(64);
+
+  test('a version with createdAt carries it; a version without has none', () => {
+    const keyring = parseKeyFile(
+      JSON.stringify({ current: 2, keys: { '1': hex1, '2': hex2 }, createdAt: { '2': '2026-12-01T12:00:00Z' } }),
+    );
+    const byVersion = new Map(keyring.entries().map((entry) => [entry.kekVersion, entry.createdAt?.toISOString()]));
+    expect(Object.fromEntries(byVersion)).toEqual({ 1: undefined, 2: '2026-12-01T12:00:00.000Z' });
+  });
+
+  test('a createdAt that is not an RFC 3339 time, or names a version without a key, is refused', () => {
+    expect(() =>
+      parseKeyFile(JSON.stringify({ current: 1, keys: { '1': hex1 }, createdAt: { '1': 'yesterday' } })),
+    ).toThrow(/createdAt/);
+    expect(() =>
+      parseKeyFile(JSON.stringify({ current: 1, keys: { '1': hex1 }, createdAt: { '3': '2026-12-01T12:00:00Z' } })),
+    ).toThrow(/createdAt names version 3/);
+  });
+});

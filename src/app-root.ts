@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /**
@@ -17,3 +17,12 @@ function findAppRoot(start: string): string {
 
 export const APP_ROOT = findAppRoot(__dirname);
 export const SQL_DIR = join(APP_ROOT, 'sql');
+
+/** The package's own name for its version and licence, read once so nothing else repeats them (e.g. the OpenAPI info). */
+export const PACKAGE_INFO = readPackageInfo(join(APP_ROOT, 'package.json'));
+
+function readPackageInfo(path: string): { version: string; license: string } {
+  const { version, license } = JSON.parse(readFileSync(path, 'utf8')) as { version?: unknown; license?: unknown };
+  if (typeof version !== 'string' || typeof license !== 'string') throw new Error(`${path}: no version or license`);
+  return { version, license };
+}

@@ -6,6 +6,7 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
+import { PACKAGE_INFO } from '../app-root';
 import type { KeyStatusEntry } from '../service/key-status';
 import { MAX_SECRET_LENGTH_BYTES } from '../crypto';
 import { KEY_SOURCE_KINDS, KEY_SOURCE_STATES } from '../keys/key-source';
@@ -191,12 +192,17 @@ export const openApiDocument: OpenApiObject = {
   openapi: '3.1.0',
   info: {
     title: 'provsec',
-    version: '0.1.0',
+    version: PACKAGE_INFO.version,
+    // package.json's licence, e.g. npm's `UNLICENSED` (no licence granted), which is no SPDX `identifier`:
+    // the url is npm's definition of the field and of that word.
+    license: { name: PACKAGE_INFO.license, url: 'https://docs.npmjs.com/cli/v10/configuring-npm/package-json#license' },
     description:
       'Stores IoT device-group provision secrets envelope-encrypted and serves them only to authorized certificate workers. ' +
       'Every /v1 call needs `Authorization: Bearer <JWT>` (RS256, ES256 or EdDSA, from the configured issuer, audience `provsec`, lifetime at most AUTH_MAX_TOKEN_LIFETIME). ' +
       'Permissions come from the access policy (AUTH_POLICY_FILE); every create, secret read, rotation, deletion and denial is audited. Errors are RFC 9457 problem+json.',
   },
+  // Relative to where this document is served: each deployment has its own host (and TLS), so no absolute URL is true for all.
+  servers: [{ url: '/', description: 'The provsec instance serving this document' }],
   security: [{ bearerAuth: [] }],
   tags: [
     { name: 'device-groups', description: 'Device-group metadata (never carries a secret)' },

@@ -77,13 +77,15 @@ describe('the document', () => {
   });
 
   test('is a valid OpenAPI 3.1 document (official meta-schema); a response without a description is not', () => {
-    // Two known defects of the 2021-04-15 schema under ajv 8, patched in a copy: ajv resolves
+    // Known defects of the 2021-04-15 schema under ajv 8, patched in a copy: ajv resolves
     // `$dynamicRef: "#meta"` to the wrong scope (in the base dialect it means #/$defs/schema), and
-    // `$ref` was typed as an absolute uri (later revisions: uri-reference, as "#/components/..." is).
+    // `$ref` and a server `url` were typed as absolute uris (later revisions, e.g. 2022-02-27:
+    // uri-reference, as "#/components/..." and the relative server "/" are).
     const metaSchema = JSON.parse(
       JSON.stringify(openapiV31).replace(/"\$dynamicRef":"#meta"/g, '"$ref":"#/$defs/schema"'),
-    ) as { $defs: { reference: { properties: JsonObject } } };
+    ) as { $defs: { reference: { properties: JsonObject }; server: { properties: JsonObject } } };
     metaSchema.$defs.reference.properties.$ref = { type: 'string', format: 'uri-reference' };
+    metaSchema.$defs.server.properties.url = { type: 'string', format: 'uri-reference' };
     const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false });
     addFormats(ajv);
     const validate = ajv.compile(metaSchema);
@@ -98,7 +100,7 @@ describe('the document', () => {
   test('every component schema is valid JSON Schema 2020-12 and compiles in ajv strict mode', () => {
     const ajv = new Ajv2020({ strict: true, allErrors: true });
     addFormats(ajv);
-    for (const name of ['openapi', 'info', 'paths', 'components', 'security', 'tags']) ajv.addKeyword(name);
+    for (const name of ['openapi', 'info', 'servers', 'paths', 'components', 'security', 'tags']) ajv.addKeyword(name);
     ajv.addSchema(openApiDocument, 'doc');
     for (const [name, schema] of Object.entries(components.schemas ?? {})) {
       expect([name, ajv.validateSchema(schema) ? null : ajv.errorsText()]).toEqual([name, null]);

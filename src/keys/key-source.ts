@@ -58,6 +58,6 @@ export interface KeySourceDeps {
    * but does not seal yet, so replicas whose key file lags still open what others write. Default 0.
    */
   readonly kekActivationDelayMs?: number;
-  /** The clock activation is judged by (tests inject one). Default Date.now. */
+  /** The clock activation and the vault source's login backoff are judged by (tests inject one). Default Date.now. */
   readonly nowMs?: () => number;
 }

@@ -3,7 +3,8 @@
  * Invariants: every call ends within `timeoutMs` (node-vault's axios timeout, plus our own
  * wall-clock race in case a socket trickles); in `agent` mode no token is ever sent (the Vault
  * Agent's API proxy adds its own); tokens, JWTs and response bodies never reach a log line or an
- * error message.
+ * error message; a token it stops using is revoked (every login is a live token in Vault), and
+ * logins that do not help (refused, or their token denied too) back off exponentially.
  */
 import { readFile } from 'node:fs/promises';
 import nodeVault from 'node-vault';
@@ -27,7 +28,15 @@ export interface VaultHttpOptions {
   readonly timeoutMs: number;
   readonly auth: VaultAuth;
   readonly logger: Logger;
+  /** The clock for token expiry and login backoff (tests inject one). */
+  readonly nowMs?: () => number;
 }
+
+/**
+ * After a login is refused, or a fresh token is denied as well (a missing policy: logging in again
+ * cannot help), the next login waits initialMs, doubling up to maxMs; any answered request resets it.
+ */
+export const LOGIN_BACKOFF = { initialMs: 5_000, maxMs: 600_000 } as const;
 
 /** A GET's outcome: 404 is an answer, not an error, because KV v2 puts deletion metadata in its body. */
 export type VaultReadAnswer =
@@ -51,8 +60,16 @@ export class VaultHttp {
   private loginRunning: Promise<void> | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly now: () => number;
+  /** Logins in a row that did not help; the next login waits until nextLoginAtMs. */
+  private uselessLogins = 0;
+  private nextLoginAtMs = 0;
+  private lastLoginFailure: KeySourceLoadError | undefined;
+  /** revoke-self calls in flight, awaited by close(). */
+  private readonly revocations = new Set<Promise<void>>();
 
   constructor(private readonly options: VaultHttpOptions) {
+    this.now = options.nowMs ?? Date.now;
     const vaultOptions: nodeVault.VaultOptions & { rpDefaults: { strictSSL: boolean } } = {
       endpoint: options.address,
       apiVersion: 'v1',
@@ -86,9 +103,11 @@ export class VaultHttp {
     });
   }
 
-  close(): void {
+  /** Stops renewing and revokes the token in use: nothing this process logged in with outlives it. */
+  async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.renewTimer);
+    this.forgetToken();
+    await Promise.all([...this.revocations]);
   }
 
   private async withAuthentication<T>(what: string, call: () => Promise<T>): Promise<T> {
@@ -101,27 +120,63 @@ export class VaultHttp {
     }
     await this.ensureLoggedIn();
     try {
-      return await call();
+      return this.answered(await call());
     } catch (error) {
       if (statusOf(error) !== 403) throw classifyVaultError(error, what);
+      const denied = classifyVaultError(error, what);
+      // A login now would be one more live token that the same denial meets: wait out the backoff.
+      if (this.now() < this.nextLoginAtMs) throw this.backingOff(denied);
       // 403 with a token we thought valid: revoked or expired early. Log in again once, retry once.
       this.options.logger.warn({ request: what }, 'Vault answered 403; logging in again and retrying once');
       this.forgetToken();
       await this.ensureLoggedIn();
       try {
-        return await call();
+        return this.answered(await call());
       } catch (retryError) {
-        throw classifyVaultError(retryError, what);
+        const failure = classifyVaultError(retryError, what);
+        // The fresh token is denied too: the policy, not the token, is wrong. Keep it and back off.
+        if (statusOf(retryError) === 403) this.loginDidNotHelp(failure);
+        throw failure;
       }
     }
   }
 
   private async ensureLoggedIn(): Promise<void> {
-    if (this.client.token !== '' && Date.now() < this.tokenExpiresAtMs) return;
+    if (this.client.token !== '' && this.now() < this.tokenExpiresAtMs) return;
+    // An expired token needs no revocation: Vault has already let it go.
+    this.client.token = '';
+    if (this.now() < this.nextLoginAtMs && this.lastLoginFailure) throw this.backingOff(this.lastLoginFailure);
     this.loginRunning ??= this.logIn().finally(() => {
       this.loginRunning = undefined;
     });
     await this.loginRunning;
+  }
+
+  /** Vault answered a request (200, or a KV 404 with its body): the token works, so no login is wasted. */
+  private answered<T>(value: T): T {
+    this.uselessLogins = 0;
+    this.nextLoginAtMs = 0;
+    this.lastLoginFailure = undefined;
+    return value;
+  }
+
+  private loginDidNotHelp(failure: KeySourceLoadError): void {
+    this.uselessLogins += 1;
+    const delayMs = Math.min(LOGIN_BACKOFF.maxMs, LOGIN_BACKOFF.initialMs * 2 ** Math.min(this.uselessLogins - 1, 30));
+    this.nextLoginAtMs = this.now() + delayMs;
+    this.lastLoginFailure = failure;
+    this.options.logger.warn(
+      { reason: failure.reason, uselessLogins: this.uselessLogins, nextLoginInMs: delayMs },
+      'Vault login did not help; backing off before logging in again',
+    );
+  }
+
+  private backingOff(failure: KeySourceLoadError): KeySourceLoadError {
+    const waitMs = Math.max(0, this.nextLoginAtMs - this.now());
+    return new KeySourceLoadError(
+      failure.reason,
+      `${failure.message}; not logging in again for ${Math.ceil(waitMs / 1000)} s (${this.uselessLogins} logins in a row did not help)`,
+    );
   }
 
   private async logIn(): Promise<void> {
@@ -132,10 +187,12 @@ export class VaultHttp {
       // Read on every login: projected service-account tokens are rotated by the kubelet.
       jwt = (await readFile(auth.serviceAccountTokenFile, 'utf8')).trim();
     } catch (error) {
-      throw new KeySourceLoadError(
+      const unreadable = new KeySourceLoadError(
         'forbidden',
         `cannot read the service-account token file ${auth.serviceAccountTokenFile} (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`,
       );
+      this.loginDidNotHelp(unreadable);
+      throw unreadable;
     }
     // A stale token on a login request is useless; send none.
     this.client.token = '';
@@ -150,7 +207,11 @@ export class VaultHttp {
         }),
       );
     } catch (error) {
-      throw classifyVaultError(error, `Kubernetes login (auth/${auth.mount}/login, role ${auth.role})`);
+      const refused = classifyVaultError(error, `Kubernetes login (auth/${auth.mount}/login, role ${auth.role})`);
+      // A refused login (4xx) is retried on the backoff; an unreachable Vault is not a wasted token.
+      const status = statusOf(error);
+      if (status !== undefined && status >= 400 && status < 500) this.loginDidNotHelp(refused);
+      throw refused;
     }
     this.adoptToken(answer, 'login');
     this.options.logger.info(
@@ -170,7 +231,7 @@ export class VaultHttp {
     this.client.token = clientToken;
     this.tokenLeaseSeconds = leaseSeconds;
     // A zero lease means a token that does not expire (root-like); treat it as valid until a 403 says otherwise.
-    this.tokenExpiresAtMs = leaseSeconds > 0 ? Date.now() + leaseSeconds * 1000 : Number.POSITIVE_INFINITY;
+    this.tokenExpiresAtMs = leaseSeconds > 0 ? this.now() + leaseSeconds * 1000 : Number.POSITIVE_INFINITY;
     this.scheduleRefresh(leaseSeconds, renewable);
     return { leaseSeconds, renewable };
   }
@@ -190,8 +251,7 @@ export class VaultHttp {
     if (this.closed) return;
     try {
       if (!renewable) {
-        this.forgetToken();
-        await this.ensureLoggedIn();
+        await this.logInAfresh();
         return;
       }
       let answer: unknown;
@@ -216,10 +276,48 @@ export class VaultHttp {
     }
   }
 
-  private forgetToken(): void {
+  /** Replaces the token in use by a new login, then revokes the old one (reads in flight may still carry it). */
+  private async logInAfresh(): Promise<void> {
+    const previous = this.client.token;
     this.client.token = '';
     this.tokenExpiresAtMs = 0;
     clearTimeout(this.renewTimer);
+    try {
+      await this.ensureLoggedIn();
+    } finally {
+      if (typeof previous === 'string' && previous !== '') this.revoke(previous);
+    }
+  }
+
+  /** Drops the token in use and revokes it: a token we no longer use must not stay live in Vault. */
+  private forgetToken(): void {
+    const previous = this.client.token;
+    this.client.token = '';
+    this.tokenExpiresAtMs = 0;
+    clearTimeout(this.renewTimer);
+    if (typeof previous === 'string' && previous !== '') this.revoke(previous);
+  }
+
+  /** POST auth/token/revoke-self with that token (Vault answers 204); best effort, bounded, never thrown. */
+  private revoke(token: string): void {
+    const revocation = this.bounded(
+      this.client.request({
+        path: '/auth/token/revoke-self',
+        method: 'POST',
+        headers: { 'X-Vault-Token': token },
+        timeout: this.options.timeoutMs,
+      }),
+    )
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        const failure = classifyVaultError(error, 'POST auth/token/revoke-self');
+        this.options.logger.warn(
+          { reason: failure.reason, error: failure.message },
+          'could not revoke a Vault token no longer in use; it lives until its TTL ends',
+        );
+      })
+      .finally(() => this.revocations.delete(revocation));
+    this.revocations.add(revocation);
   }
 
   /** Our own wall-clock bound on top of axios's timeout. */

@@ -48,6 +48,7 @@ export class VaultKeySource extends BaseKeySource {
       timeoutMs: options.timeoutMs,
       auth: options.auth,
       logger: this.logger,
+      ...(deps.nowMs ? { nowMs: deps.nowMs } : {}),
     });
   }
 
@@ -69,10 +70,9 @@ export class VaultKeySource extends BaseKeySource {
     this.schedulePoll();
   }
 
-  protected override stopWatching(): Promise<void> {
+  protected override async stopWatching(): Promise<void> {
     clearTimeout(this.pollTimer);
-    this.http.close();
-    return Promise.resolve();
+    await this.http.close();
   }
 
   private async poll(): Promise<void> {

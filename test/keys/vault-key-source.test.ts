@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import { KekUnavailableError } from '../../src/crypto/errors';
 import { importKekFromHex } from '../../src/crypto/kek';
 import { createKeySource, type VaultKeySourceConfig } from '../../src/keys/create-key-source';
+import { LOGIN_BACKOFF } from '../../src/keys/vault-http';
 import type { KeySource } from '../../src/keys/key-source';
 import { freePort } from '../support/free-port';
 import { VaultStandIn, type KubernetesAuthStandIn } from '../support/vault-stand-in';
@@ -74,6 +75,8 @@ async function harness(options: {
   before?: (put: Harness['put'], vault: VaultStandIn) => void;
   address?: string;
   jwtOnDisk?: string;
+  /** The source's clock (login backoff); real time unless given. */
+  nowMs?: () => number;
 }): Promise<Harness> {
   const kubernetes: KubernetesAuthStandIn | undefined = options.kubernetes
     ? {
@@ -117,7 +120,10 @@ async function harness(options: {
   };
   const logs = captureLogs();
   const registry = newRegistry();
-  const source = createKeySource({ ...config, production: true }, { logger: logs.logger, registry });
+  const source = createKeySource(
+    { ...config, production: true },
+    { logger: logs.logger, registry, ...(options.nowMs ? { nowMs: options.nowMs } : {}) },
+  );
   const h: Harness = { vault, source, logs, registry, keys, put };
   harnesses.push(h);
   await source.start();
@@ -392,12 +398,78 @@ describe('vault key source with Kubernetes auth', () => {
     expect(await metricValue(h.registry, 'provsec_key_source_reload_failures_total')).toBe(0);
   });
 
-  it('replaces a non-renewable token that expires by logging in again, with no 403 and no failure', async () => {
+  it('replaces a non-renewable token that expires by logging in again, with no 403 and no failure, and revokes the old one', async () => {
     const h = await harness({ kubernetes: { tokenTtlSeconds: 1, renewable: false }, before: (put) => void put() });
     await waitFor(() => h.vault.logins >= 2, 'a fresh login before expiry', 3000);
+    await waitFor(() => h.vault.revocations >= 1, 'the replaced token to be revoked');
     await sleep(300);
     expect(h.source.status().state).toBe('ready');
     expect(await metricValue(h.registry, 'provsec_key_source_reload_failures_total')).toBe(0);
+    expect(h.vault.liveTokens()).toBe(1);
+    expect(h.vault.requestsTo('/revoke-self').every((request) => request.status === 204)).toBe(true);
+  });
+
+  it('revokes its token at stop: nothing it logged in with stays live in Vault', async () => {
+    const h = await harness({ kubernetes: {}, before: (put) => void put() });
+    expect(h.vault.liveTokens()).toBe(1);
+    await h.source.stop();
+    expect(h.vault.liveTokens()).toBe(0);
+    expect(h.vault.requestsTo('/revoke-self')).toMatchObject([{ method: 'POST', status: 204 }]);
+  });
+
+  it('a 403 that persists (policy missing) backs off re-login exponentially up to the cap, leaving one live token', async () => {
+    let nowMs = Date.now();
+    const h = await harness({
+      // A day-long token: the injected clock jumps by minutes, and the token must not expire meanwhile.
+      kubernetes: { tokenTtlSeconds: 86_400 },
+      nowMs: () => nowMs,
+      before: (put, vault) => (put(), vault.denyReads()),
+    });
+    const polls = () => h.vault.requestsTo('/metadata/').length;
+    const afterPolls = async (count: number) => {
+      const target = polls() + count;
+      await waitFor(() => polls() >= target, `${count} more polls`);
+    };
+    // Login, 403, one re-login with a fresh token, 403 again: the policy is wrong, not the token.
+    expect(h.vault.logins).toBe(2);
+    expect(h.source.status()).toMatchObject({ state: 'failed' });
+    await afterPolls(3);
+    expect(h.vault.logins).toBe(2);
+    expect(h.source.status().lastError).toMatch(/HTTP 403 \(permission denied\); not logging in again for 5 s/);
+    const delaysSeconds: number[] = [];
+    for (let attempt = 0; attempt < 9; attempt += 1) {
+      const before = h.vault.logins;
+      nowMs += LOGIN_BACKOFF.maxMs;
+      await waitFor(() => h.vault.logins === before + 1, 'one login once the backoff has passed');
+      await afterPolls(2);
+      expect(h.vault.logins).toBe(before + 1);
+      expect(h.vault.liveTokens()).toBe(1);
+      delaysSeconds.push(Number(/not logging in again for (\d+) s/.exec(h.source.status().lastError ?? '')?.[1]));
+    }
+    expect(delaysSeconds).toEqual([10, 20, 40, 80, 160, 320, 600, 600, 600]);
+    // Half a delay later still no login.
+    nowMs += 300_000;
+    await afterPolls(2);
+    expect(h.vault.logins).toBe(11);
+    expect(await failures(h, 'forbidden')).toBeGreaterThan(10);
+    expect(h.vault.revocations).toBe(10);
+  });
+
+  it('a refused login (wrong audience) is retried on the backoff, not on every poll', async () => {
+    let nowMs = Date.now();
+    const wrong = jwtWith({ aud: ['https://kubernetes.default.svc'] });
+    const h = await harness({ kubernetes: {}, jwtOnDisk: wrong, nowMs: () => nowMs, before: (put) => void put() });
+    const loginAttempts = () => h.vault.requestsTo('/login').length;
+    const polls = h.vault.requests.length;
+    await sleep(400);
+    expect(h.vault.requests.length).toBe(polls);
+    expect(loginAttempts()).toBe(1);
+    expect(h.source.status().lastError).toMatch(/invalid audience .*; not logging in again for 5 s/);
+    nowMs += LOGIN_BACKOFF.initialMs;
+    await waitFor(() => loginAttempts() === 2, 'a second login attempt once 5 s have passed');
+    await sleep(400);
+    expect(loginAttempts()).toBe(2);
+    expect(h.source.status().lastError).toMatch(/not logging in again for 10 s/);
   });
 
   it("refuses the automounted token (audience: the API server) with the plugin's 403 audience error, labelled forbidden", async () => {

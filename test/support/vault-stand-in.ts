@@ -6,6 +6,7 @@
  *   GET  /v1/{mount}/metadata/{path}           KV v2 "read secret metadata"
  *   POST /v1/auth/{mount}/login                Kubernetes auth login {role, jwt}
  *   POST /v1/auth/token/renew-self             token renewal
+ *   POST /v1/auth/token/revoke-self            token revocation (204, no body)
  * Errors come as {"errors": [...]}: 403 for a missing, unknown, revoked or expired token, 404 for
  * an unknown path or version (a deleted or destroyed version: 404 WITH its metadata, as Vault
  * does), 503 while "sealed". Tests drive it: write versions, delete/destroy them, seal, slow every
@@ -73,10 +74,13 @@ export class VaultStandIn {
   logins = 0;
   /** Successful renew-self calls. */
   renewals = 0;
+  /** Successful revoke-self calls. */
+  revocations = 0;
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly tokens = new Map<string, IssuedToken>();
   private sealed = false;
   private noActiveNode = false;
+  private readsDenied = false;
   private responseDelayMs = 0;
   private readonly pendingTimers = new Set<NodeJS.Timeout>();
 
@@ -168,6 +172,16 @@ export class VaultStandIn {
     for (const token of this.tokens.values()) token.revoked = true;
   }
 
+  /** Like a role whose policy lacks the KV paths: logins succeed, every KV read is denied. */
+  denyReads(): void {
+    this.readsDenied = true;
+  }
+
+  /** Tokens issued and neither revoked nor expired: what a client has left alive in Vault. */
+  liveTokens(): number {
+    return [...this.tokens.keys()].filter((token) => this.tokenIsLive(token)).length;
+  }
+
   requestsTo(pathPart: string): RecordedRequest[] {
     return this.requests.filter((request) => request.path.includes(pathPart));
   }
@@ -192,6 +206,11 @@ export class VaultStandIn {
     });
     const send = () => {
       if (res.destroyed) return;
+      if (answer.status === 204) {
+        res.writeHead(204, { 'cache-control': 'no-store' });
+        res.end();
+        return;
+      }
       res.writeHead(answer.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify(answer.body));
     };
@@ -211,8 +230,9 @@ export class VaultStandIn {
     if (method === 'POST' && kubernetes && path === `auth/${kubernetes.mount}/login`)
       return this.login(kubernetes, requestBody);
     if (method === 'POST' && path === 'auth/token/renew-self') return this.renewSelf(token);
+    if (method === 'POST' && path === 'auth/token/revoke-self') return this.revokeSelf(token);
     if (method !== 'GET') return error(405, `unsupported operation`);
-    if (this.options.mode === 'server' && !this.tokenIsLive(token)) return denied();
+    if (this.options.mode === 'server' && (!this.tokenIsLive(token) || this.readsDenied)) return denied();
     const kv = /^(.+?)\/(data|metadata)\/(.+)$/.exec(path);
     if (!kv) return error(404, `no handler for route "${path}". route entry not found.`);
     const [, mount, kind, secretPath] = kv as unknown as [string, string, string, string];
@@ -292,6 +312,17 @@ export class VaultStandIn {
     issued.expiresAtMs = Date.now() + kubernetes.tokenTtlSeconds * 1000;
     this.renewals += 1;
     return { status: 200, body: { ...envelope(null), auth: this.authBlock(token, issued, kubernetes) } };
+  }
+
+  /**
+   * hashicorp/vault vault/token_store.go handleRevokeSelf revokes the calling token and returns no
+   * response, which the HTTP layer sends as 204; the token is then unknown, so any use is 403.
+   */
+  private revokeSelf(token: string | undefined): Answer {
+    if (!this.tokenIsLive(token) || token === undefined) return denied();
+    (this.tokens.get(token) as IssuedToken).revoked = true;
+    this.revocations += 1;
+    return { status: 204, body: undefined };
   }
 
   private authBlock(clientToken: string, issued: IssuedToken, kubernetes: KubernetesAuthStandIn) {

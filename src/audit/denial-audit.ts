@@ -17,7 +17,16 @@
  */
 import { needs } from '../crypto/needs';
 import type { Logger } from '../log/logger';
-import type { AuditEventInput, AuditLog, RepeatedEventInput } from './audit-log';
+import type { AuditAction, AuditEventInput, AuditLog, RepeatedEventInput } from './audit-log';
+import type { Actor } from './audit-sql';
+
+/** A denial's record: who was refused what, on which group, why. A denial released nothing, so it names no secret version or KEK. */
+export function deniedEvent(
+  actor: Actor,
+  refused: { readonly action: AuditAction; readonly groupId: string | null; readonly reason: string },
+): AuditEventInput {
+  return { ...actor, ...refused, secretVersion: null, kekId: null, outcome: 'denied' };
+}
 
 export interface DenialAuditOptions {
   readonly windowMs: number;

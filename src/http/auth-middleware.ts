@@ -14,7 +14,7 @@ import {
   type TokenVerifier,
 } from '../auth';
 import type { AuditAction } from '../audit/audit-log';
-import type { DenialAudit } from '../audit/denial-audit';
+import { deniedEvent, type DenialAudit } from '../audit/denial-audit';
 import type { Logger } from '../log/logger';
 import type { ServiceMetrics } from '../metrics/service-metrics';
 import type { Actor } from '../service/device-group-service';
@@ -52,15 +52,9 @@ export function authenticate(deps: AuthDeps): RequestHandler {
       if (!(error instanceof AuthenticationError)) throw error;
       const log = res.locals.log as Logger;
       deps.metrics.authFailures.inc({ reason: error.reason });
-      await deps.denials.record({
-        ...actorOf(req, res),
-        action: 'auth',
-        groupId: null,
-        secretVersion: null,
-        kekId: null,
-        outcome: 'denied',
-        reason: error.reason,
-      });
+      await deps.denials.record(
+        deniedEvent(actorOf(req, res), { action: 'auth', groupId: null, reason: error.reason }),
+      );
       if (error.reason === 'jwks_unavailable') {
         // Our fault, not the caller's: the issuer's key set could not be fetched.
         log.error({ tokenReason: error.reason }, 'token verification unavailable');
@@ -94,15 +88,9 @@ export function authorize(
       { permission, groupId, subject: principal.subject, issuer: principal.issuer },
       'permission denied',
     );
-    await deps.denials.record({
-      ...actorOf(req, res),
-      action,
-      groupId: groupId ?? null,
-      secretVersion: null,
-      kekId: null,
-      outcome: 'denied',
-      reason: `missing_permission:${permission}`,
-    });
+    await deps.denials.record(
+      deniedEvent(actorOf(req, res), { action, groupId: groupId ?? null, reason: `missing_permission:${permission}` }),
+    );
     throw problems.forbidden();
   };
 }

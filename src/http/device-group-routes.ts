@@ -3,6 +3,7 @@
  * provision secrets. Only GET .../provision-secret ever carries a secret in a response.
  */
 import { Router, type Request, type Response } from 'express';
+import { deniedEvent } from '../audit/denial-audit';
 import type { DeviceGroupMetadata } from '../store/device-group-store';
 import type { DeviceGroupService } from '../service/device-group-service';
 import type { ServiceMetrics } from '../metrics/service-metrics';
@@ -66,15 +67,13 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
       );
     for (const key of keys) if ((await key.thumbprint()) === named) return key;
     deps.metrics.secretReads.inc({ outcome: 'denied' });
-    await auth.denials.record({
-      ...actorOf(req, res),
-      action: 'provision-secret.read',
-      groupId,
-      secretVersion: null,
-      kekId: null,
-      outcome: 'denied',
-      reason: 'recipient_key_not_registered',
-    });
+    await auth.denials.record(
+      deniedEvent(actorOf(req, res), {
+        action: 'provision-secret.read',
+        groupId,
+        reason: 'recipient_key_not_registered',
+      }),
+    );
     throw problems.recipientKeyNotRegistered();
   }
 

@@ -4,7 +4,7 @@
  */
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import type { DenialAudit } from '../audit/denial-audit';
+import { deniedEvent, type DenialAudit } from '../audit/denial-audit';
 import type { Principal } from '../auth';
 import type { ServiceMetrics } from '../metrics/service-metrics';
 import { actorOf } from './auth-middleware';
@@ -44,15 +44,7 @@ export function createSecretReadRateLimiter(
       // The handler's type returns void: the audit write's failure goes to the error handler ourselves
       // (fail closed, a 500) rather than relying on the library to await what we return.
       deps.denials
-        .record({
-          ...actorOf(req, res),
-          action: 'provision-secret.read',
-          groupId,
-          secretVersion: null,
-          kekId: null,
-          outcome: 'denied',
-          reason: 'rate_limited',
-        })
+        .record(deniedEvent(actorOf(req, res), { action: 'provision-secret.read', groupId, reason: 'rate_limited' }))
         .then(() => sendProblem(res, problems.tooManyRequests(retryAfterSeconds)), next);
     },
     validate: { trustProxy: false, xForwardedForHeader: false, ip: false },

@@ -9,6 +9,7 @@
 #   vault/setup.sh retire-kek N      soft-delete version N once nothing is wrapped under it
 #   vault/setup.sh destroy-kek N     destroy version N for good (no undelete)
 #   vault/setup.sh status            show the KEK's versions (metadata only, never a key)
+#   vault/setup.sh check-mount       refuse a KV mount whose delete_version_after would delete every KEK version
 #   vault/setup.sh all               policy, role, create-kek
 #
 # The vault CLI reads VAULT_ADDR, VAULT_TOKEN and VAULT_NAMESPACE itself; for the ADR's Vault
@@ -96,6 +97,20 @@ generate_kek_hex() {
   printf '%s' "$kek_hex"
 }
 
+# delete_version_after on the mount gives every version a deletion time as it is written: the agent
+# template lists only versions without one, renders "keys": null, and no new pod becomes ready.
+check_kv_mount() {
+  local after
+  if ! after="$(vault read -field=delete_version_after "$KV_MOUNT/config")"; then
+    printf 'setup.sh: warning: could not read %s/config; check its delete_version_after yourself (it must be 0s)\n' "$KV_MOUNT" >&2
+    return 0
+  fi
+  case "$after" in
+    "" | 0 | 0s) return 0 ;;
+    *) die "$KV_MOUNT has delete_version_after=$after: Vault marks every KEK version deleted $after after it is written, the agent renders \"keys\": null and new pods never become ready. Set it to 0s: vault write $KV_MOUNT/config delete_version_after=0s" ;;
+  esac
+}
+
 current_kek_version() {
   vault kv metadata get -mount="$KV_MOUNT" -field=current_version "$KV_PATH"
 }
@@ -113,6 +128,7 @@ put_kek() {
 }
 
 create_kek() {
+  check_kv_mount
   put_kek 0 || die "could not create the KEK (see above; if $KV_MOUNT/$KV_PATH exists already, use rotate-kek)"
   # Versions beyond max_versions are purged for good; rows still wrapped under one would be lost.
   vault kv metadata put -mount="$KV_MOUNT" -max-versions="$KEK_MAX_VERSIONS" "$KV_PATH"
@@ -123,6 +139,7 @@ rotate_kek() {
   local current
   current="$(current_kek_version)"
   [[ "$current" =~ ^[1-9][0-9]*$ ]] || die "no KEK to rotate at $KV_MOUNT/$KV_PATH (use create-kek)"
+  check_kv_mount
   # Check-and-set: two rotations started together cannot both win.
   put_kek "$current" || die "could not write a new KEK version (see above; did someone else rotate first?)"
   printf 'rotated KEK: version %s is current, %s stays readable until retired\n' "$(current_kek_version)" "$current"
@@ -139,10 +156,11 @@ remove_kek_version() {
 
 show_status() {
   vault kv metadata get -mount="$KV_MOUNT" "$KV_PATH"
+  check_kv_mount
 }
 
 main() {
-  [[ $# -gt 0 ]] || die "usage: $0 policy|role|pki-role|create-kek|rotate-kek|retire-kek N|destroy-kek N|status|all"
+  [[ $# -gt 0 ]] || die "usage: $0 policy|role|pki-role|create-kek|rotate-kek|retire-kek N|destroy-kek N|status|check-mount|all"
   command -v vault >/dev/null || die "the vault CLI is not on PATH"
   while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -154,6 +172,7 @@ main() {
       retire-kek) remove_kek_version delete "${2:-}"; shift ;;
       destroy-kek) remove_kek_version destroy "${2:-}"; shift ;;
       status) show_status ;;
+      check-mount) check_kv_mount ;;
       all) write_policies; write_role; create_kek ;;
       *) die "unknown step: $1" ;;
     esac

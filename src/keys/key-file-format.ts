@@ -47,6 +47,7 @@ export function parseKeyFile(text: string): Keyring {
     if (!single.success) throw formatError('{"key": "<64 hex>"}', single.error.issues);
     return Keyring.single(importFileKey(single.data.key, null, 'key'));
   }
+  refuseEmptyKeyring(document);
   const keyring = keyringForm.safeParse(document);
   if (!keyring.success)
     throw formatError(
@@ -75,6 +76,25 @@ export function parseKeyFile(text: string): Keyring {
     createdAtByVersion.set(Number(version), new Date(time));
   }
   return keyringFromVersions(keksByVersion, keyring.data.current, createdAtByVersion);
+}
+
+/**
+ * The agent template lists only versions whose deletion_time is "" and renders `"keys": null` when
+ * there is none. delete_version_after (on the mount or the secret) gives every version a deletion
+ * time as it is written, so that is the usual way to get here: say so, rather than "invalid type".
+ */
+function refuseEmptyKeyring(document: unknown): void {
+  const { keys, current } = document as { keys?: unknown; current?: unknown };
+  const empty = keys === null || (typeof keys === 'object' && keys !== undefined && Object.keys(keys).length === 0);
+  if (!empty) return;
+  const currentText = typeof current === 'number' && Number.isSafeInteger(current) ? ` (current ${current})` : '';
+  throw new KeySourceLoadError(
+    'invalid_keyring',
+    `the key file holds no key ("keys": ${keys === null ? 'null' : '{}'}): Vault lists no live version of the KEK${currentText}. ` +
+      'The likely cause is delete_version_after on the KV mount or on the secret, which marks every version ' +
+      'deleted as it is written (check `vault read <mount>/config` and `vault kv metadata get`, set it to 0s, ' +
+      'then write a new version); otherwise every version was deleted or destroyed',
+  );
 }
 
 /** The single-key form, as the dev source writes it. */

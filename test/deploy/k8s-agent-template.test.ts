@@ -149,6 +149,22 @@ describe('the rendered file fails closed when Vault holds something wrong', () =
     expect(() => parseKeyFile(file)).toThrow(/current version 2 is not among its keys/);
   });
 
+  test('delete_version_after on the mount (every version has a deletion_time) renders "keys": null, and the refusal names that cause', () => {
+    const secret = kekSecret();
+    secret.put({ key: adrKeyHex() });
+    secret.put({ key: adrKeyHex() });
+    // delete_version_after gives each version a deletion_time as it is written: the template skips them all.
+    secret.delete(1);
+    secret.delete(2);
+
+    const file = render(secret);
+
+    expect(JSON.parse(file)).toEqual({ current: 2, keys: null });
+    expect(() => parseKeyFile(file)).toThrow(
+      /the key file holds no key \("keys": null\).*delete_version_after on the KV mount or on the secret/,
+    );
+  });
+
   test('a version written without the "key" field stops the render instead of writing an empty key', () => {
     const secret = kekSecret();
     secret.put({ kek: adrKeyHex() });

@@ -55,6 +55,7 @@ case "$1 $2" in
     cat > "$FAKE_VAULT_DIR/put.$((current + 1))"
     echo $((current + 1)) > "$FAKE_VAULT_DIR/current";;
   "kv metadata") [[ "$3" == get ]] && echo "$current";;
+  "read -field=delete_version_after") cat "$FAKE_VAULT_DIR/delete_version_after" 2>/dev/null || echo 0s;;
 esac
 exit 0
 `;
@@ -151,7 +152,8 @@ describe('vault/setup.sh', () => {
       expect(status).toBe(0);
       const [key] = storedKeys();
       expect(key).toMatch(/^[0-9A-F]{64}$/);
-      expect(calls[0]).toEqual(['kv', 'put', '-mount=kv-dev', '-cas=0', KEK_PATH, 'key=-']);
+      expect(calls[0]).toEqual(['read', '-field=delete_version_after', 'kv-dev/config']);
+      expect(calls[1]).toEqual(['kv', 'put', '-mount=kv-dev', '-cas=0', KEK_PATH, 'key=-']);
       expect(calls).toContainEqual(['kv', 'metadata', 'put', '-mount=kv-dev', '-max-versions=20', KEK_PATH]);
       expect(JSON.stringify(calls)).not.toContain(key);
       expect(output).not.toContain(key);
@@ -211,6 +213,31 @@ describe('vault/setup.sh', () => {
     expect(refused.calls.filter((call) => call[1] === 'delete')).toEqual([
       ['kv', 'delete', '-mount=kv-dev', '-versions=1', KEK_PATH],
     ]);
+  });
+
+  test('refuses to create or rotate a KEK on a mount with delete_version_after, and status and check-mount say why', () => {
+    writeFileSync(join(dir, 'delete_version_after'), '720h0m0s\n');
+
+    const created = setup(['create-kek']);
+    const checked = setup(['check-mount']);
+
+    expect(created.status).not.toBe(0);
+    expect(created.output).toContain(
+      'kv-dev has delete_version_after=720h0m0s: Vault marks every KEK version deleted 720h0m0s after it is written',
+    );
+    expect(created.output).toContain('vault write kv-dev/config delete_version_after=0s');
+    expect(checked.status).not.toBe(0);
+    expect(checked.output).toContain('"keys": null');
+    expect(checked.calls.filter((call) => call[0] === 'kv' && call[1] === 'put')).toEqual([]);
+    writeFileSync(join(dir, 'current'), '1\n');
+    expect(setup(['rotate-kek']).status).not.toBe(0);
+    expect(setup(['status']).output).toContain('delete_version_after=720h0m0s');
+  });
+
+  test('check-mount accepts a mount without delete_version_after (0s)', () => {
+    const { status, calls } = setup(['check-mount']);
+    expect(status).toBe(0);
+    expect(calls).toEqual([['read', '-field=delete_version_after', 'kv-dev/config']]);
   });
 
   test('an unknown step or a missing version number is an error', () => {

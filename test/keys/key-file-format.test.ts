@@ -28,6 +28,21 @@ describe('key file format', () => {
     expect(keyring.entries()).toHaveLength(1);
   });
 
+  it.each([
+    ['"keys": null', '{"current": 3, "keys": null}'],
+    ['"keys": {}', '{"current": 3, "keys": {}}'],
+  ])(
+    'an empty keyring (%s) is refused with its likely cause: delete_version_after on the KV mount or the secret',
+    (_name, text) => {
+      const error = loadError(text);
+      expect(error.reason).toBe('invalid_keyring');
+      expect(error.message).toMatch(
+        /^the key file holds no key \("keys": (null|\{\})\): Vault lists no live version of the KEK \(current 3\)\. The likely cause is delete_version_after on the KV mount or on the secret/,
+      );
+      expect(error.message).toContain('vault read <mount>/config');
+    },
+  );
+
   it('accepts upper- and lower-case hex as the same key (same KEK id)', () => {
     expect(parseKeyFile(JSON.stringify({ key: keyA.toUpperCase() })).current.kekId).toBe(
       parseKeyFile(JSON.stringify({ key: keyA })).current.kekId,

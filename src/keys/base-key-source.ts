@@ -21,6 +21,7 @@ import type {
   KeySourceState,
   KeySourceStatus,
 } from './key-source';
+import { CoalescedRuns } from './coalesced-runs';
 import { createKeySourceMetrics, type KeySourceMetrics } from './key-source-metrics';
 import { redactKeyLikeText } from './safe-text';
 
@@ -42,8 +43,11 @@ export abstract class BaseKeySource implements KeySource {
   private loadedAt: Date | undefined;
   private lastError: string | undefined;
   private lifecycle: Lifecycle = 'created';
-  private loadRunning: Promise<void> | undefined;
-  private loadRequested = false;
+  /** One load at a time; requests that arrive meanwhile fold into one more pass. */
+  private readonly loads = new CoalescedRuns(
+    () => this.loadOnce(),
+    () => this.stopped,
+  );
   private readonly activationDelayMs: number;
   private readonly nowMs: () => number;
 
@@ -112,7 +116,7 @@ export abstract class BaseKeySource implements KeySource {
     this.lifecycle = 'stopped';
     this.listeners.clear();
     await this.stopWatching();
-    await this.loadRunning;
+    await this.loads.settled();
   }
 
   /** The installed keyring with the KEK that seals now as its current (delayed activation). */
@@ -191,21 +195,8 @@ export abstract class BaseKeySource implements KeySource {
     return this.lifecycle === 'stopped';
   }
 
-  /** One load at a time; requests that arrive meanwhile fold into one more pass. */
   private reload(): Promise<void> {
-    if (this.loadRunning) {
-      this.loadRequested = true;
-      return this.loadRunning;
-    }
-    this.loadRunning = (async () => {
-      do {
-        this.loadRequested = false;
-        await this.loadOnce();
-      } while (this.loadRequested && !this.stopped);
-    })().finally(() => {
-      this.loadRunning = undefined;
-    });
-    return this.loadRunning;
+    return this.loads.request();
   }
 
   private async loadOnce(): Promise<void> {

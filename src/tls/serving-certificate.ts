@@ -10,6 +10,7 @@ import type { BigIntStats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { CoalescedRuns } from '../keys/coalesced-runs';
 import { FileChangeWatcher } from '../keys/file-change-watcher';
 import {
   CertificatePairError,
@@ -47,8 +48,11 @@ export class ServingCertificate {
   private lastReloadFailure: ServingCertificateStatus['lastReloadFailure'];
   private readonly watchers: FileChangeWatcher[];
   private renewalListener: ((pair: CertificatePair) => void) | undefined;
-  private reloadRunning: Promise<void> | undefined;
-  private reloadRequested = false;
+  /** One reload at a time; change events that arrive meanwhile fold into one more pass. */
+  private readonly reloads = new CoalescedRuns(
+    () => this.reload(),
+    () => this.stopped,
+  );
   private stopped = false;
 
   /** Reads and checks the pair once; a bad pair at start-up is an error (there is nothing to fall back to). */
@@ -106,7 +110,7 @@ export class ServingCertificate {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const watcher of this.watchers) watcher.stop();
-    await this.reloadRunning;
+    await this.reloads.settled();
   }
 
   status(): ServingCertificateStatus {
@@ -117,21 +121,9 @@ export class ServingCertificate {
     };
   }
 
-  /** One reload at a time; change events that arrive meanwhile fold into one more pass. */
+  /** Reloads the pair; while a reload runs, requests fold into one more pass after it. */
   requestReload(): Promise<void> {
-    if (this.reloadRunning) {
-      this.reloadRequested = true;
-      return this.reloadRunning;
-    }
-    this.reloadRunning = (async () => {
-      do {
-        this.reloadRequested = false;
-        await this.reload();
-      } while (this.reloadRequested && !this.stopped);
-    })().finally(() => {
-      this.reloadRunning = undefined;
-    });
-    return this.reloadRunning;
+    return this.reloads.request();
   }
 
   private async reload(): Promise<void> {

@@ -29,6 +29,8 @@ const MAX_RETRY_BEFORE_FIRST_LOAD_MS = 5000;
 
 export class VaultKeySource extends BaseKeySource {
   private readonly http: VaultHttp;
+  /** Each live version's KV created_time, from the last metadata read (delayed activation). */
+  private createdAtByVersion = new Map<number, Date>();
   /** Live versions fetched so far; together with currentVersion they make the keyring. */
   private readonly keksByVersion = new Map<number, KeyEncryptionKey>();
   private currentVersion: number | undefined;
@@ -102,6 +104,11 @@ export class VaultKeySource extends BaseKeySource {
     if (current === 0 || currentState === undefined)
       throw new KeySourceLoadError('not_found', `Vault's ${secret.mount}/${secret.path} has no current version`);
     this.pruneGoneVersions(metadata.versions);
+    this.createdAtByVersion = new Map(
+      [...metadata.versions].flatMap(([version, state]) =>
+        state.createdAt === undefined ? [] : [[version, state.createdAt] as const],
+      ),
+    );
     if (currentState.deleted || currentState.destroyed) {
       this.currentVersion = undefined;
       return {
@@ -116,7 +123,10 @@ export class VaultKeySource extends BaseKeySource {
     }
     this.currentVersion = current;
     // An unchanged keyring is not a swap: the base only clears a degraded state for it.
-    return { keyring: keyringFromVersions(this.keksByVersion, current), logDetails: { vaultVersion: current } };
+    return {
+      keyring: keyringFromVersions(this.keksByVersion, current, this.createdAtByVersion),
+      logDetails: { vaultVersion: current },
+    };
   }
 
   /** Drops cached versions that Vault reports deleted, destroyed, or no longer lists (max_versions). */
@@ -158,7 +168,7 @@ export class VaultKeySource extends BaseKeySource {
       throw new KekUnavailableError(`KEK ${kekId}: the vault key source lost its keyring while fetching`, kekId);
     this.keksByVersion.set(kekVersion, kek);
     return {
-      keyring: keyringFromVersions(this.keksByVersion, this.currentVersion),
+      keyring: keyringFromVersions(this.keksByVersion, this.currentVersion, this.createdAtByVersion),
       logDetails: { vaultVersion: this.currentVersion, fetchedVaultVersion: kekVersion },
     };
   }

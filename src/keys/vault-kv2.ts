@@ -22,6 +22,8 @@ export interface KvSecretLocation {
 export interface KvVersionState {
   readonly deleted: boolean;
   readonly destroyed: boolean;
+  /** The version's `created_time`: what delayed KEK activation counts from (docs/rotation.md). */
+  readonly createdAt: Date | undefined;
 }
 
 export interface KvMetadata {
@@ -47,7 +49,13 @@ const SCHEMA_FIELDS = [
 
 // Vault writes "" for deletion_time until a version is deleted; with delete_version_after set, it
 // holds a FUTURE time: the version is deleted only once that time has passed.
-const versionState = z.object({ deletion_time: z.string(), destroyed: z.boolean() });
+// created_time is an RFC 3339 time with nanoseconds; a missing or unparsable one means "no
+// activation delay" for that version, as in the key file.
+const versionState = z.object({
+  deletion_time: z.string(),
+  destroyed: z.boolean(),
+  created_time: z.string().optional(),
+});
 const metadataAnswer = z.object({
   data: z.object({
     current_version: z.number().int().nonnegative(),
@@ -122,9 +130,17 @@ export async function readKvKek(
   }
 }
 
-function toState(state: { deletion_time: string; destroyed: boolean }, nowMs: number): KvVersionState {
+function toState(
+  state: { deletion_time: string; destroyed: boolean; created_time?: string | undefined },
+  nowMs: number,
+): KvVersionState {
   const deletionTimeMs = state.deletion_time === '' ? Number.NaN : Date.parse(state.deletion_time);
-  return { deleted: !Number.isNaN(deletionTimeMs) && deletionTimeMs <= nowMs, destroyed: state.destroyed };
+  const createdTimeMs = state.created_time === undefined ? Number.NaN : Date.parse(state.created_time);
+  return {
+    deleted: !Number.isNaN(deletionTimeMs) && deletionTimeMs <= nowMs,
+    destroyed: state.destroyed,
+    createdAt: Number.isNaN(createdTimeMs) ? undefined : new Date(createdTimeMs),
+  };
 }
 
 /** Mounts and paths may be nested (a/b/c); each segment is escaped, the slashes are kept. */

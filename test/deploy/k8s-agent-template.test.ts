@@ -22,6 +22,11 @@ const template = at<Record<string, string>>(deployment, 'spec.template.metadata.
 
 /** The ADR's format: 64 upper-case hex digits (the key= line of `openssl enc -P`). */
 const adrKeyHex = (): string => randomBytes(32).toString('hex').toUpperCase();
+/** The KV `created_time` the stand-in gives version n (written n seconds into 2026), as Vault spells it. */
+const createdTime = (version: number): string =>
+  new Date(Date.UTC(2026, 0, 1, 0, 0, version)).toISOString().replace('.000Z', '.000000000Z');
+const createdAtOf = (...versions: number[]): Record<string, string> =>
+  Object.fromEntries(versions.map((version) => [String(version), createdTime(version)]));
 
 function kekSecret(): VaultKvStandIn {
   return new VaultKvStandIn('kv-dev', 'provisioning_secret_enc_key');
@@ -44,7 +49,7 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     const file = render(secret);
 
-    expect(JSON.parse(file)).toEqual({ current: 1, keys: { '1': keyHex } });
+    expect(JSON.parse(file)).toEqual({ current: 1, keys: { '1': keyHex }, createdAt: createdAtOf(1) });
     const keyring = parseKeyFile(file);
     expect(keyring.current.kekVersion).toBe(1);
     expect(Buffer.from(keyring.current.key).toString('hex')).toBe(keyHex.toLowerCase());
@@ -59,7 +64,11 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     const file = render(secret);
 
-    expect(JSON.parse(file)).toEqual({ current: 2, keys: { '1': firstHex, '2': secondHex } });
+    expect(JSON.parse(file)).toEqual({
+      current: 2,
+      keys: { '1': firstHex, '2': secondHex },
+      createdAt: createdAtOf(1, 2),
+    });
     const keyring = parseKeyFile(file);
     expect(keyring.current.kekVersion).toBe(2);
     expect(
@@ -68,6 +77,22 @@ describe('the Vault Agent template renders the keyring file the file key source 
         .map((kek) => kek.kekVersion)
         .sort(),
     ).toEqual([1, 2]);
+  });
+
+  test("each version's KV created_time reaches the keyring, so a new version stays pending until the activation delay has passed", () => {
+    const secret = kekSecret();
+    secret.put({ key: adrKeyHex() });
+    secret.put({ key: adrKeyHex() });
+
+    const keyring = parseKeyFile(render(secret));
+    const activationDelayMs = 120_000;
+    const secondCreatedMs = Date.parse(createdTime(2));
+
+    expect(keyring.activeAt(secondCreatedMs + activationDelayMs - 1, activationDelayMs).current.kekVersion).toBe(1);
+    expect(keyring.pendingAt(secondCreatedMs, activationDelayMs)?.activatesAt.getTime()).toBe(
+      secondCreatedMs + activationDelayMs,
+    );
+    expect(keyring.activeAt(secondCreatedMs + activationDelayMs, activationDelayMs).current.kekVersion).toBe(2);
   });
 
   test('a retired (soft-deleted) version leaves the file without ever being read, so the render does not fail on it', () => {
@@ -79,7 +104,7 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     const file = render(secret);
 
-    expect(JSON.parse(file)).toEqual({ current: 2, keys: { '2': currentHex } });
+    expect(JSON.parse(file)).toEqual({ current: 2, keys: { '2': currentHex }, createdAt: createdAtOf(2) });
     expect(secret.reads.some((path) => path.endsWith('?version=1'))).toBe(false);
     expect(parseKeyFile(file).current.kekVersion).toBe(2);
   });
@@ -91,7 +116,11 @@ describe('the Vault Agent template renders the keyring file the file key source 
     secret.destroy(1);
     secret.delete(3);
 
-    expect(JSON.parse(render(secret))).toEqual({ current: 4, keys: { '2': keys[1], '4': keys[3] } });
+    expect(JSON.parse(render(secret))).toEqual({
+      current: 4,
+      keys: { '2': keys[1], '4': keys[3] },
+      createdAt: createdAtOf(2, 4),
+    });
   });
 
   test('versions 10 and up sort before 2 in Go map order; the file is still one well-formed keyring', () => {
@@ -120,7 +149,9 @@ describe('the Vault Agent template renders the keyring file the file key source 
 
     const file = render(secret);
 
-    expect(file).toMatch(/^\{"current": 1, "keys": \{"1":"[0-9A-F]{64}"\}\}\n$/);
+    expect(file).toMatch(
+      /^\{"current": 1, "keys": \{"1":"[0-9A-F]{64}"\}, "createdAt": \{"1":"2026-01-01T00:00:01\.000000000Z"\}\}\n$/,
+    );
   });
 
   test('the template reads only the two paths the Vault policy grants', () => {

@@ -75,8 +75,10 @@ async function harness(options: {
   before?: (put: Harness['put'], vault: VaultStandIn) => void;
   address?: string;
   jwtOnDisk?: string;
-  /** The source's clock (login backoff); real time unless given. */
+  /** The source's clock (login backoff, delayed activation); real time unless given. */
   nowMs?: () => number;
+  /** KEK_ACTIVATION_DELAY_SECONDS in ms. */
+  kekActivationDelayMs?: number;
 }): Promise<Harness> {
   const kubernetes: KubernetesAuthStandIn | undefined = options.kubernetes
     ? {
@@ -122,7 +124,12 @@ async function harness(options: {
   const registry = newRegistry();
   const source = createKeySource(
     { ...config, production: true },
-    { logger: logs.logger, registry, ...(options.nowMs ? { nowMs: options.nowMs } : {}) },
+    {
+      logger: logs.logger,
+      registry,
+      ...(options.nowMs ? { nowMs: options.nowMs } : {}),
+      ...(options.kekActivationDelayMs === undefined ? {} : { kekActivationDelayMs: options.kekActivationDelayMs }),
+    },
   );
   const h: Harness = { vault, source, logs, registry, keys, put };
   harnesses.push(h);
@@ -354,6 +361,31 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     await waitFor(async () => (await failures(h, 'invalid_key')) > 0, 'the short key to be rejected');
     expect(h.source.status()).toMatchObject({ state: 'degraded', currentKekId: v1.kekId });
     expect(h.source.status().lastError).toMatch(/version 2 field "key": a KEK must be 64 hex digits, got 62/);
+  });
+});
+
+describe('vault key source: delayed KEK activation from KV created_time', () => {
+  test('a new version is known at once but seals only once its KV created_time is older than the activation delay', async () => {
+    let nowMs = Date.now();
+    const h = await harness({
+      before: (put) => void put(),
+      kekActivationDelayMs: 60_000,
+      nowMs: () => nowMs,
+    });
+    const v1KekId = currentKekId(h);
+    const v2 = h.put();
+
+    await waitFor(() => h.source.currentKeyring()?.has(v2.kekId) === true, 'the new version to be loaded');
+    // Known (it opens rows) but not active: sealing stays on version 1, and /v1/keys can say when.
+    expect(currentKekId(h)).toBe(v1KekId);
+    const pending = h.source.pendingKek();
+    expect(pending?.kekId).toBe(v2.kekId);
+    const createdMs = pending === undefined ? Number.NaN : pending.activatesAt.getTime() - 60_000;
+    expect(Math.abs(createdMs - Date.now())).toBeLessThan(10_000);
+
+    nowMs = createdMs + 60_000;
+    expect(currentKekId(h)).toBe(v2.kekId);
+    expect(h.source.pendingKek()).toBeUndefined();
   });
 });
 

@@ -191,7 +191,9 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   return {
     nodeEnv,
     production,
-    host: read(env, 'HOST', nonEmpty, '0.0.0.0'),
+    // Outside production the listener is plaintext (the quick start): keep it on this machine unless
+    // HOST says otherwise. The image and the k8s env file set HOST=0.0.0.0 for the pod network.
+    host: read(env, 'HOST', nonEmpty, production ? '0.0.0.0' : '127.0.0.1'),
     port: read(env, 'PORT', integer(0, 65535), '8080'),
     ...loadListenerTlsConfig(env, production && (options.listens ?? true)),
     databaseUrl,

@@ -26,6 +26,8 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config.production).toBe(false);
     expect(config.port).toBe(8080);
+    // The plaintext development listener stays on this machine.
+    expect(config.host).toBe('127.0.0.1');
     expect(config.databaseUrl).toBeUndefined();
     expect(config.stateDir).toMatch(/\.provsec$/);
     expect(config.keySource.kind).toBe('dev');
@@ -37,6 +39,7 @@ describe('loadConfig', () => {
   test('a complete production environment loads', () => {
     const config = loadConfig(PRODUCTION_BASE);
     expect(config.production).toBe(true);
+    expect(config.host).toBe('0.0.0.0');
     expect(config.keySource).toEqual({ kind: 'file', keyFile: '/vault/secrets/provisioning-key' });
     expect(config.auth).toMatchObject({ mode: 'configured', audience: 'provsec', maxTokenLifetimeSeconds: 3600 });
   });

@@ -27,7 +27,11 @@ const keyringForm = z.strictObject({
   // Versions are positive integers written without leading zeros, as Vault numbers KV versions.
   keys: z.record(z.string().regex(VERSION_PATTERN), z.string()),
   // Vault KV's created_time, as the agent template renders it (RFC 3339, with a zone).
-  createdAt: z.record(z.string().regex(VERSION_PATTERN), z.iso.datetime({ offset: true })).optional(),
+  // null: the agent template found no live version (keys is null too, refused below with its cause).
+  createdAt: z
+    .record(z.string().regex(VERSION_PATTERN), z.iso.datetime({ offset: true }))
+    .nullable()
+    .optional(),
 });
 
 export function parseKeyFile(text: string): Keyring {

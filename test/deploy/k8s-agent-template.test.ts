@@ -190,7 +190,7 @@ describe('the rendered file fails closed when Vault holds something wrong', () =
 
     const file = render(secret);
 
-    expect(JSON.parse(file)).toEqual({ current: 2, keys: null });
+    expect(JSON.parse(file)).toEqual({ current: 2, keys: null, createdAt: null });
     expect(() => parseKeyFile(file)).toThrow(
       /the key file holds no key \("keys": null\).*delete_version_after on the KV mount or on the secret/,
     );

@@ -16,13 +16,27 @@ export function httpMetricsMiddleware(registry: Registry): RequestHandler {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  // The series of each (method, route, status), bound once: inc/observe with a labels object would
+  // sort and hash the labels on every request. As many entries as the metrics have series.
+  const boundSeries = new Map<string, { readonly count: () => void; readonly observe: (seconds: number) => void }>();
+  const seriesFor = (method: string, route: string, status: number) => {
+    const key = `${method} ${status} ${route}`;
+    let series = boundSeries.get(key);
+    if (series === undefined) {
+      const counter = requests.labels(method, route, String(status));
+      const histogram = duration.labels(method, route);
+      series = { count: () => counter.inc(), observe: (seconds) => histogram.observe(seconds) };
+      boundSeries.set(key, series);
+    }
+    return series;
+  };
   return (req, res, next) => {
     const startedAt = process.hrtime.bigint();
     res.on('finish', () => {
       const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
-      const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
-      requests.inc({ method: req.method, route, status: String(res.statusCode) });
-      duration.observe({ method: req.method, route }, seconds);
+      const series = seriesFor(req.method, route, res.statusCode);
+      series.count();
+      series.observe(Number(process.hrtime.bigint() - startedAt) / 1e9);
     });
     next();
   };

@@ -133,26 +133,20 @@ export function createAuditLog(pool: Pool) {
     /** Appends one row per entry, all in one statement (one round trip, one connection). */
     async recordRepeated(events: readonly RepeatedEventInput[]): Promise<void> {
       if (events.length === 0) return;
-      const column = <T>(pick: (event: RepeatedEventInput) => T): T[] => events.map(pick);
+      // Each row's parameters in INSERT_COLUMNS order (insertParameters, the one place that knows
+      // it) and the three repetition columns, turned into one array per column for unnest.
+      const rows = events.map((event) => [
+        ...insertParameters(event),
+        event.firstOccurredAt,
+        event.occurrences,
+        event.lastOccurredAt,
+      ]);
+      const columns = (rows[0] ?? []).map((_, index) => rows.map((row) => row[index]));
       await pool.query(
         `INSERT INTO audit_events (${INSERT_COLUMNS}, occurred_at, occurrences, last_occurred_at)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
                               $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int[], $13::timestamptz[])`,
-        [
-          column((event) => event.requestId),
-          column((event) => event.actorIssuer),
-          column((event) => event.actorSubject),
-          column((event) => event.action),
-          column((event) => event.groupId),
-          column((event) => event.secretVersion),
-          column((event) => event.kekId),
-          column((event) => event.outcome),
-          column((event) => event.reason),
-          column((event) => event.clientAddress),
-          column((event) => event.firstOccurredAt),
-          column((event) => event.occurrences),
-          column((event) => event.lastOccurredAt),
-        ],
+        columns,
       );
     },
 

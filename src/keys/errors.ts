@@ -21,6 +21,8 @@ export type KeySourceFailureReason =
   | 'forbidden'
   | 'not_found'
   | 'deleted'
+  /** KV v2 destroyed the version for good (404 with data null, destroyed: true): no undelete brings it back. */
+  | 'destroyed'
   | 'bad_response'
   | 'vault_error'
   | 'fingerprint_mismatch'

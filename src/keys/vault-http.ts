@@ -57,6 +57,8 @@ export class VaultHttp {
   private readonly client: nodeVault.client;
   private tokenExpiresAtMs = 0;
   private tokenLeaseSeconds = 0;
+  /** The lease the last login granted (the role's token_ttl): a renewal granting less has hit token_max_ttl. */
+  private loginLeaseSeconds = 0;
   private loginRunning: Promise<void> | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -213,7 +215,7 @@ export class VaultHttp {
       if (status !== undefined && status >= 400 && status < 500) this.loginDidNotHelp(refused);
       throw refused;
     }
-    this.adoptToken(answer, 'login');
+    this.loginLeaseSeconds = this.adoptToken(answer, 'login').leaseSeconds;
     this.options.logger.info(
       { leaseDurationSeconds: this.tokenLeaseSeconds, role: auth.role, mount: auth.mount },
       'logged in to Vault with Kubernetes auth',
@@ -239,15 +241,12 @@ export class VaultHttp {
   private scheduleRefresh(leaseSeconds: number, renewable: boolean): void {
     clearTimeout(this.renewTimer);
     if (leaseSeconds <= 0 || this.closed) return;
-    this.renewTimer = setTimeout(
-      () => void this.refreshToken(renewable, leaseSeconds),
-      leaseSeconds * 1000 * RENEW_AT_FRACTION,
-    );
+    this.renewTimer = setTimeout(() => void this.refreshToken(renewable), leaseSeconds * 1000 * RENEW_AT_FRACTION);
     this.renewTimer.unref();
   }
 
   /** Renew a renewable token; otherwise (or once renewal is capped by max_ttl) log in afresh. */
-  private async refreshToken(renewable: boolean, previousLeaseSeconds: number): Promise<void> {
+  private async refreshToken(renewable: boolean): Promise<void> {
     if (this.closed) return;
     try {
       if (!renewable) {
@@ -264,8 +263,17 @@ export class VaultHttp {
       }
       const renewed = this.adoptToken(answer, 'renew');
       this.options.logger.debug({ leaseDurationSeconds: renewed.leaseSeconds }, 'renewed the Vault token');
-      // Vault caps renewals at the role's max_ttl with a shrinking lease: past half, log in afresh instead.
-      if (renewed.leaseSeconds * 2 < previousLeaseSeconds) this.scheduleRefresh(renewed.leaseSeconds, false);
+      // Vault grants no renewal past the token's max TTL, so a lease shorter than the login's means
+      // the token is near its end: renewing again would only shrink it further. Log in afresh
+      // instead, at once if nothing is left (a 0 lease here is not "never expires").
+      if (renewed.leaseSeconds < this.loginLeaseSeconds) {
+        this.options.logger.info(
+          { leaseDurationSeconds: renewed.leaseSeconds, loginLeaseSeconds: this.loginLeaseSeconds },
+          'Vault capped the renewal at the token max TTL; logging in afresh before it expires',
+        );
+        if (renewed.leaseSeconds <= 0) await this.logInAfresh();
+        else this.scheduleRefresh(renewed.leaseSeconds, false);
+      }
     } catch (error) {
       const failure = classifyVaultError(error, 'token refresh');
       this.options.logger.warn(
@@ -366,11 +374,13 @@ export function classifyVaultError(error: unknown, what: string): KeySourceLoadE
     const reason: KeySourceFailureReason =
       status === 503
         ? serviceUnavailableReason(error)
-        : status === 403
-          ? 'forbidden'
-          : status === 404
-            ? 'not_found'
-            : 'vault_error';
+        : status === 500 && agentProxyLostVault(error)
+          ? 'unreachable'
+          : status === 403
+            ? 'forbidden'
+            : status === 404
+              ? 'not_found'
+              : 'vault_error';
     return new KeySourceLoadError(reason, `Vault ${what}: HTTP ${status}${vaultErrorText(error)}`);
   }
   const code = (error as { code?: unknown } | null)?.code;
@@ -382,6 +392,15 @@ export function classifyVaultError(error: unknown, what: string): KeySourceLoadE
     'vault_error',
     `Vault ${what}: unexpected ${error instanceof Error ? error.name : typeof error}${typeof code === 'string' ? ` (${code})` : ''}`,
   );
+}
+
+/**
+ * The Vault Agent's API proxy answers 500 "failed to get the response: ..." when the Vault behind
+ * it does not answer (hashicorp/vault command/agentproxyshared/cache/handler.go, ProxyHandler):
+ * Vault is unreachable, not in error.
+ */
+function agentProxyLostVault(error: unknown): boolean {
+  return /^ \(failed to get the response: /.test(vaultErrorText(error));
 }
 
 /**

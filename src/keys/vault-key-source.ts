@@ -113,7 +113,7 @@ export class VaultKeySource extends BaseKeySource {
       this.currentVersion = undefined;
       return {
         withdraw: new KeySourceLoadError(
-          'deleted',
+          currentState.destroyed ? 'destroyed' : 'deleted',
           `the current version ${current} of ${secret.mount}/${secret.path} is ${describeGone(currentState)} in Vault; no KEK will encrypt or decrypt under it (write a new version, or undelete it)`,
         ),
       };
@@ -181,7 +181,7 @@ export class VaultKeySource extends BaseKeySource {
         const read = await readKvKek(this.http, this.options.secret, version);
         if (read.outcome === 'gone') {
           throw new KeySourceLoadError(
-            'deleted',
+            read.state.destroyed ? 'destroyed' : 'deleted',
             `${this.options.secret.mount}/${this.options.secret.path} version ${version} is ${describeGone(read.state)} in Vault`,
           );
         }

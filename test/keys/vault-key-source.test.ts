@@ -317,6 +317,31 @@ describe('vault key source through the Vault Agent API proxy (agent auth)', () =
     await waitFor(() => h.source.status().state === 'ready', 'recovery once a node is active again');
   });
 
+  it("the Agent proxy's 500 while Vault is unreachable behind it is labelled unreachable, not vault_error", async () => {
+    let v1!: ReturnType<Harness['put']>;
+    const h = await harness({ before: (put) => (v1 = put()) });
+    h.vault.loseUpstream();
+    await waitFor(async () => (await failures(h, 'unreachable')) > 0, 'an unreachable failure to be counted');
+    expect(await failures(h, 'vault_error')).toBe(0);
+    expect(h.source.status()).toMatchObject({ state: 'degraded', currentKekId: v1.kekId });
+    expect(h.source.status().lastError).toMatch(/HTTP 500 \(failed to get the response: /);
+    h.vault.restoreUpstream();
+    await waitFor(() => h.source.status().state === 'ready', 'recovery once the agent reaches Vault again');
+  });
+
+  it('a destroyed current version (404 with data: null and destroyed: true) withdraws the keyring, labelled destroyed', async () => {
+    let v1!: ReturnType<Harness['put']>;
+    const h = await harness({ before: (put) => (v1 = put()) });
+    h.vault.destroyVersion(MOUNT, PATH, 1);
+    await waitFor(() => h.source.currentKeyring() === undefined, 'the keyring to be withdrawn');
+    expect(await failures(h, 'destroyed')).toBeGreaterThan(0);
+    expect(await failures(h, 'deleted')).toBe(0);
+    expect(h.source.status().lastError).toMatch(
+      /current version 1 of kv-dev\/provisioning_secret_enc_key is destroyed/,
+    );
+    await expect(h.source.keyringFor(v1.kekId, 1)).rejects.toThrow(KekUnavailableError);
+  });
+
   it('bounds a slow Vault by the timeout: cached KEKs answer at once, fetches fail closed in time', async () => {
     let v1!: ReturnType<Harness['put']>;
     let v2!: ReturnType<Harness['put']>;
@@ -439,6 +464,18 @@ describe('vault key source with Kubernetes auth', () => {
     expect(await metricValue(h.registry, 'provsec_key_source_reload_failures_total')).toBe(0);
     expect(h.vault.liveTokens()).toBe(1);
     expect(h.vault.requestsTo('/revoke-self').every((request) => request.status === 204)).toBe(true);
+  });
+
+  it("renew-self is capped by the token's max TTL: once the lease shrinks, the source logs in again before expiry instead of renewing", async () => {
+    const h = await harness({ kubernetes: { tokenTtlSeconds: 2, maxTtlSeconds: 3 }, before: (put) => void put() });
+    // Renewal at ~1.3 s is granted 1 s (what is left of the 3 s max): a fresh login must follow before 3 s.
+    await waitFor(() => h.vault.logins >= 2, 'a fresh login once renewal was capped', 4000);
+    expect(h.vault.renewals).toBeGreaterThanOrEqual(1);
+    await sleep(200);
+    expect(h.vault.requests.filter((request) => request.status === 403)).toHaveLength(0);
+    expect(h.source.status().state).toBe('ready');
+    expect(await metricValue(h.registry, 'provsec_key_source_reload_failures_total')).toBe(0);
+    expect(h.vault.liveTokens()).toBe(1);
   });
 
   it('revokes its token at stop: nothing it logged in with stays live in Vault', async () => {

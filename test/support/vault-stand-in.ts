@@ -29,6 +29,8 @@ export interface KubernetesAuthStandIn {
   readonly audience: string;
   /** lease_duration of issued tokens, whole seconds as in Vault. */
   readonly tokenTtlSeconds: number;
+  /** The role's token_max_ttl: renew-self grants no lease past it (undefined: no cap). */
+  readonly maxTtlSeconds?: number;
   readonly renewable: boolean;
 }
 
@@ -62,6 +64,7 @@ interface StoredSecret {
 
 interface IssuedToken {
   readonly accessor: string;
+  readonly issuedAtMs: number;
   expiresAtMs: number;
   revoked: boolean;
 }
@@ -81,6 +84,7 @@ export class VaultStandIn {
   private sealed = false;
   private noActiveNode = false;
   private readsDenied = false;
+  private upstreamLost = false;
   private responseDelayMs = 0;
   private readonly pendingTimers = new Set<NodeJS.Timeout>();
 
@@ -172,6 +176,19 @@ export class VaultStandIn {
     for (const token of this.tokens.values()) token.revoked = true;
   }
 
+  /**
+   * Agent-proxy mode: the Vault behind the agent is unreachable. The proxy answers 500 with
+   * "failed to get the response: <the HTTP client's error>" (hashicorp/vault
+   * command/agentproxyshared/cache/handler.go, ProxyHandler: logical.RespondError(w, 500, ...)).
+   */
+  loseUpstream(): void {
+    this.upstreamLost = true;
+  }
+
+  restoreUpstream(): void {
+    this.upstreamLost = false;
+  }
+
   /** Like a role whose policy lacks the KV paths: logins succeed, every KV read is denied. */
   denyReads(): void {
     this.readsDenied = true;
@@ -223,6 +240,11 @@ export class VaultStandIn {
   }
 
   private route(method: string, url: URL, token: string | undefined, requestBody: unknown): Answer {
+    if (this.options.mode === 'agent-proxy' && this.upstreamLost)
+      return error(
+        500,
+        'failed to get the response: Get "https://vault.example:8200/v1/kv-dev/metadata/provisioning_secret_enc_key": dial tcp 10.0.0.5:8200: connect: connection refused',
+      );
     if (this.sealed) return error(503, 'Vault is sealed');
     if (this.noActiveNode) return error(503, 'no active Vault instance found');
     const path = url.pathname.replace(/^\/v1\//, '');
@@ -296,6 +318,7 @@ export class VaultStandIn {
     const clientToken = `hvs.${randomUUID().replace(/-/g, '')}`;
     const issued: IssuedToken = {
       accessor: randomUUID(),
+      issuedAtMs: Date.now(),
       expiresAtMs: Date.now() + kubernetes.tokenTtlSeconds * 1000,
       revoked: false,
     };
@@ -309,9 +332,23 @@ export class VaultStandIn {
     if (!kubernetes || !this.tokenIsLive(token) || token === undefined) return denied();
     const issued = this.tokens.get(token) as IssuedToken;
     if (!kubernetes.renewable) return error(400, 'lease is not renewable');
-    issued.expiresAtMs = Date.now() + kubernetes.tokenTtlSeconds * 1000;
+    // A renewal never reaches past the token's max TTL: Vault caps the new lease at what is left
+    // (hashicorp/vault sdk/framework/lease.go CalculateTTL, whole seconds), so the lease shrinks
+    // until only a new login gives a token with time to live.
+    const leftSeconds =
+      kubernetes.maxTtlSeconds === undefined
+        ? kubernetes.tokenTtlSeconds
+        : Math.floor((issued.issuedAtMs + kubernetes.maxTtlSeconds * 1000 - Date.now()) / 1000);
+    const leaseSeconds = Math.max(0, Math.min(kubernetes.tokenTtlSeconds, leftSeconds));
+    issued.expiresAtMs = Math.min(
+      Date.now() + leaseSeconds * 1000,
+      kubernetes.maxTtlSeconds === undefined ? Infinity : issued.issuedAtMs + kubernetes.maxTtlSeconds * 1000,
+    );
     this.renewals += 1;
-    return { status: 200, body: { ...envelope(null), auth: this.authBlock(token, issued, kubernetes) } };
+    return {
+      status: 200,
+      body: { ...envelope(null), auth: { ...this.authBlock(token, issued, kubernetes), lease_duration: leaseSeconds } },
+    };
   }
 
   /**

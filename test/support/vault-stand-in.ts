@@ -276,7 +276,9 @@ export class VaultStandIn {
       version: requested,
     };
     const gone = stored.destroyed || (stored.deletionTime !== '' && Date.parse(stored.deletionTime) <= Date.now());
-    // Vault's answer for a deleted/destroyed version: 404, data null, metadata present.
+    // Vault's answer for a deleted/destroyed version: 404, data null, metadata present
+    // (vault-plugin-secrets-kv path_data.go: "If the version has been destroyed return metadata with
+    // a 404", logical.RespondWithStatusCode(resp, req, http.StatusNotFound), the body still wrapped).
     return { status: gone ? 404 : 200, body: envelope({ data: gone ? null : stored.data, metadata }) };
   }
 

@@ -318,6 +318,8 @@ export class VaultHttp {
     )
       .then(() => undefined)
       .catch((error: unknown) => {
+        // 403: Vault no longer knows the token (revoked or expired already), which is what we wanted.
+        if (statusOf(error) === 403) return;
         const failure = classifyVaultError(error, 'POST auth/token/revoke-self');
         this.options.logger.warn(
           { reason: failure.reason, error: failure.message },

@@ -108,6 +108,8 @@ export class VaultHttp {
   /** Stops renewing and revokes the token in use: nothing this process logged in with outlives it. */
   async close(): Promise<void> {
     this.closed = true;
+    // A login in flight would otherwise hand back a token nobody revokes.
+    await this.loginRunning?.catch(() => undefined);
     this.forgetToken();
     await Promise.all([...this.revocations]);
   }

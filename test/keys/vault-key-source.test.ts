@@ -491,6 +491,15 @@ describe('vault key source with Kubernetes auth', () => {
     expect(h.vault.requestsTo('/revoke-self')).toMatchObject([{ method: 'POST', status: 204 }]);
   });
 
+  it('stopped while a login is in flight, it revokes the token that login brings back', async () => {
+    const h = await harness({ kubernetes: {}, before: (put) => void put() });
+    h.vault.setResponseDelayMs(150);
+    h.vault.revokeAllTokens();
+    await waitFor(() => h.vault.logins === 2, 'a second login to be under way');
+    await h.source.stop();
+    expect(h.vault.liveTokens()).toBe(0);
+  });
+
   it('a 403 that persists (policy missing) backs off re-login exponentially up to the cap, leaving one live token', async () => {
     let nowMs = Date.now();
     const h = await harness({

@@ -272,7 +272,10 @@ describe('exit codes and retries', () => {
 
   test('503 until the deadline: exit 5, and no retry is started that would end past --timeout', async () => {
     proxy.intercept(() => ({ status: 503, headers: { 'retry-after': '1' }, body: '' }));
-    const run = await get('client.a', { extra: ['--timeout', '2.4'] });
+    // Each wait is 1000-1500 ms (Retry-After 1 plus up to 50% jitter). With a 1.9 s deadline the first
+    // retry always fits (<= 1.5 s plus one request) and a second never does (>= 2 s): two attempts,
+    // whatever the jitter draws. (At 2.4 s, two short draws fitted a third attempt.)
+    const run = await get('client.a', { extra: ['--timeout', '1.9'] });
     expectExit(run, 5, /giving up after 2 attempts/);
     expect(proxy.requests()).toBe(2);
   });

@@ -19,15 +19,15 @@ async function columnsOf(pool: Pool, table: string): Promise<Record<string, stri
   return Object.fromEntries(result.rows.map((row) => [row.column_name, row.data_type]));
 }
 
-describe('migrations', () => {
-  const pools: Pool[] = [];
-  afterAll(async () => Promise.all(pools.map((pool) => pool.end())));
-  async function freshPool(): Promise<Pool> {
-    const pool = poolFor(await createTestDatabase('migrate'));
-    pools.push(pool);
-    return pool;
-  }
+const pools: Pool[] = [];
+afterAll(async () => Promise.all(pools.map((pool) => pool.end())));
+async function freshPool(): Promise<Pool> {
+  const pool = poolFor(await createTestDatabase('migrate'));
+  pools.push(pool);
+  return pool;
+}
 
+describe('migrations', () => {
   test('on an empty database every file applies once, in order, and is recorded', async () => {
     const pool = await freshPool();
     const files = await readMigrationFiles(SQL_DIR);
@@ -115,55 +115,44 @@ describe('migrations', () => {
     await pool.query("UPDATE provsec_migrations SET checksum = 'tampered' WHERE name = '001_ota_groups.sql'");
     await expect(runMigrations(pool, SQL_DIR)).rejects.toThrow(/001_ota_groups.sql changed after it was applied/);
   });
-
-  test('the audit log is append-only, even for the table owner', async () => {
-    const pool = await freshPool();
-    await runMigrations(pool, SQL_DIR);
-    await pool.query("INSERT INTO audit_events (request_id, action, outcome) VALUES ('r1', 'test', 'ok')");
-    await expect(pool.query("UPDATE audit_events SET outcome = 'error'")).rejects.toThrow(/append-only/);
-    await expect(pool.query('DELETE FROM audit_events')).rejects.toThrow(/append-only/);
-    await expect(pool.query('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
-  });
-
-  test('the service role may insert and read audit events but not update or delete them', async () => {
-    const pool = await freshPool();
-    await runMigrations(pool, SQL_DIR);
-    const privileges = await pool.query<{ privilege_type: string }>(
-      "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = 'provsec_app' AND table_name = 'audit_events' ORDER BY 1",
-    );
-    expect(privileges.rows.map((row) => row.privilege_type)).toEqual(['INSERT', 'SELECT']);
-  });
 });
 
-describe('the secret history (006): what the rollback check reads', () => {
-  const pools: Pool[] = [];
-  afterAll(async () => Promise.all(pools.map((pool) => pool.end())));
-  async function freshPool(): Promise<Pool> {
-    const pool = poolFor(await createTestDatabase('migrate'));
-    pools.push(pool);
-    return pool;
-  }
-
+// provsec's two append-only tables: triggers refuse changes for every role (the owner too), and the
+// runtime role is granted no more than INSERT and SELECT.
+describe.each([
+  {
+    table: 'audit_events',
+    insert: "INSERT INTO audit_events (request_id, action, outcome) VALUES ('r1', 'test', 'ok')",
+    update: "UPDATE audit_events SET outcome = 'error'",
+  },
+  {
+    table: 'provision_secret_history',
+    insert:
+      "INSERT INTO provision_secret_history (group_id, secret_version, data_layer_sha256) VALUES ('g', 1, sha256('x'))",
+    update: 'UPDATE provision_secret_history SET secret_version = 2',
+  },
+])('$table', ({ table, insert, update }) => {
   test('is append-only, even for the table owner', async () => {
     const pool = await freshPool();
     await runMigrations(pool, SQL_DIR);
-    await pool.query(
-      "INSERT INTO provision_secret_history (group_id, secret_version, data_layer_sha256) VALUES ('g', 1, sha256('x'))",
-    );
-    await expect(pool.query('UPDATE provision_secret_history SET secret_version = 2')).rejects.toThrow(/append-only/);
-    await expect(pool.query('DELETE FROM provision_secret_history')).rejects.toThrow(/append-only/);
-    await expect(pool.query('TRUNCATE provision_secret_history')).rejects.toThrow(/append-only/);
+    await pool.query(insert);
+    await expect(pool.query(update)).rejects.toThrow(/append-only/);
+    await expect(pool.query(`DELETE FROM ${table}`)).rejects.toThrow(/append-only/);
+    await expect(pool.query(`TRUNCATE ${table}`)).rejects.toThrow(/append-only/);
   });
 
   test('the service role may insert and read it but not update or delete it', async () => {
     const pool = await freshPool();
     await runMigrations(pool, SQL_DIR);
     const privileges = await pool.query<{ privilege_type: string }>(
-      "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = 'provsec_app' AND table_name = 'provision_secret_history' ORDER BY 1",
+      "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = 'provsec_app' AND table_name = $1 ORDER BY 1",
+      [table],
     );
     expect(privileges.rows.map((row) => row.privilege_type)).toEqual(['INSERT', 'SELECT']);
   });
+});
 
+describe('the secret history (006): what the rollback check reads', () => {
   test('groups stored before the migration get their current envelope as the first record; rows without a secret get none', async () => {
     const pool = await freshPool();
     const before = mkdtempSync(join(tmpdir(), 'provsec-sql-'));
@@ -194,8 +183,6 @@ describe('the secret history (006): what the rollback check reads', () => {
 });
 
 describe('the unique index on ota_groups(id)', () => {
-  const pools: Pool[] = [];
-  afterAll(async () => Promise.all(pools.map((pool) => pool.end())));
   async function uniqueIndexesOnId(pool: Pool): Promise<string[]> {
     const result = await pool.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -206,15 +193,13 @@ describe('the unique index on ota_groups(id)', () => {
   }
 
   test('a table whose primary key is id keeps only the primary key', async () => {
-    const pool = poolFor(await createTestDatabase('migrate'));
-    pools.push(pool);
+    const pool = await freshPool();
     await runMigrations(pool, SQL_DIR);
     expect(await uniqueIndexesOnId(pool)).toEqual(['ota_groups_pkey']);
   });
 
   test('a pre-existing table whose id is not its primary key keeps the unique index provsec needs', async () => {
-    const pool = poolFor(await createTestDatabase('migrate'));
-    pools.push(pool);
+    const pool = await freshPool();
     await pool.query('CREATE TABLE ota_groups (pk bigserial PRIMARY KEY, id text NOT NULL, name text)');
     await runMigrations(pool, SQL_DIR);
     expect(await uniqueIndexesOnId(pool)).toEqual(['ota_groups_id_key']);

@@ -19,6 +19,7 @@ import {
   runWorkers,
   statusOf,
   waitUntil,
+  readOneOf,
 } from './support/api-client';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
@@ -112,15 +113,15 @@ describe('key file re-rendered with a rotated keyring under load', () => {
           };
           if (statusOf(attempt.outcome) === 201) readable.push(id);
         } else if (iteration % 3 === 1) {
-          const id = readable[(workerIndex * 7919 + iteration) % readable.length] as string;
-          const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-          if (
-            outcome.kind === 'response' &&
-            outcome.status === 200 &&
-            !history.get(id)?.includes((JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret)
-          )
-            wrongReads.push(id);
-          attempt = { action: 'read', groupId: id, startedAtMs, outcome };
+          const read = await readOneOf(
+            client,
+            worker,
+            readable,
+            { workerIndex, iteration },
+            (id, secret) => history.get(id)?.includes(secret) === true,
+          );
+          if (read.wrongSecret) wrongReads.push(read.id);
+          attempt = { action: 'read', groupId: read.id, startedAtMs, outcome: read.outcome };
         } else {
           // Each worker rotates only its own group, so no two rotations race (that would be a fair 409).
           const id = `rerender-own-${workerIndex}`;

@@ -25,6 +25,7 @@ import {
   sleep,
   statusOf,
   waitUntil,
+  readOneOf,
 } from './support/api-client';
 
 const WORKER = 'system:serviceaccount:provisioning:cert-worker';
@@ -115,16 +116,15 @@ describe('Postgres stopped and restarted under load', () => {
           (statusOf(outcome) === 201 ? acknowledged : unacknowledged).set(id, secret);
           attempt = { phase: startedIn, action: 'create', groupId: id, outcome };
         } else {
-          const ids = [...acknowledged.keys()];
-          const id = ids[(workerIndex * 7919 + iteration) % ids.length] as string;
-          const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-          if (
-            outcome.kind === 'response' &&
-            outcome.status === 200 &&
-            (JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret !== acknowledged.get(id)
-          )
-            wrongSecrets.push(id);
-          attempt = { phase: startedIn, action: 'read', groupId: id, outcome };
+          const read = await readOneOf(
+            client,
+            worker,
+            [...acknowledged.keys()],
+            { workerIndex, iteration },
+            (id, secret) => secret === acknowledged.get(id),
+          );
+          if (read.wrongSecret) wrongSecrets.push(read.id);
+          attempt = { phase: startedIn, action: 'read', groupId: read.id, outcome: read.outcome };
         }
         attempts.push(attempt);
         // A well-behaved client backs off a little after a 503 (it carries Retry-After).

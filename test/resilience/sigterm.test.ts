@@ -21,6 +21,7 @@ import {
   problemDefect,
   statusOf,
   waitUntil,
+  readOneOf,
 } from './support/api-client';
 import { startServiceProcess, type ServiceProcess } from './support/service-process';
 
@@ -148,16 +149,15 @@ describe('SIGTERM under load (the compiled service as a child process)', () => {
             if (statusOf(outcome) === 201) known.set(id, secret);
             attempt = { sentAfterSignal, action: 'create', groupId: id, outcome };
           } else {
-            const ids = [...known.keys()];
-            const id = ids[(workerIndex * 7919 + iteration) % ids.length] as string;
-            const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token: worker });
-            if (
-              outcome.kind === 'response' &&
-              outcome.status === 200 &&
-              (JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret !== known.get(id)
-            )
-              wrongReads.push(id);
-            attempt = { sentAfterSignal, action: 'read', groupId: id, outcome };
+            const read = await readOneOf(
+              client,
+              worker,
+              [...known.keys()],
+              { workerIndex, iteration },
+              (id, secret) => secret === known.get(id),
+            );
+            if (read.wrongSecret) wrongReads.push(read.id);
+            attempt = { sentAfterSignal, action: 'read', groupId: read.id, outcome: read.outcome };
           }
           attempts.push(attempt);
           if (sentAfterSignal) return;

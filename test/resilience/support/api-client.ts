@@ -107,6 +107,27 @@ export function apiClient(
 }
 
 /** Why an outcome is not a clean RFC 9457 problem with `status`, or undefined when it is one. */
+/**
+ * A worker's read of one of `ids`, picked by worker and iteration so the workers spread over the
+ * groups, and whether a 200 carried a secret `accepts` refuses: a wrong secret is the one outcome
+ * a resilience test must never see, whatever else fails.
+ */
+export async function readOneOf(
+  client: ApiClient,
+  token: string,
+  ids: readonly string[],
+  turn: { readonly workerIndex: number; readonly iteration: number },
+  accepts: (id: string, provisionSecret: string) => boolean,
+): Promise<{ id: string; outcome: Outcome; wrongSecret: boolean }> {
+  const id = ids[(turn.workerIndex * 7919 + turn.iteration) % ids.length] as string;
+  const outcome = await client.send('GET', `/v1/device-groups/${id}/provision-secret`, { token });
+  const wrongSecret =
+    outcome.kind === 'response' &&
+    outcome.status === 200 &&
+    !accepts(id, (JSON.parse(outcome.body) as { provisionSecret: string }).provisionSecret);
+  return { id, outcome, wrongSecret };
+}
+
 export function problemDefect(outcome: Outcome, status: number): string | undefined {
   if (outcome.kind !== 'response') return `no response (${outcome.code})`;
   if (outcome.status !== status) return `status ${outcome.status}, expected ${status}`;

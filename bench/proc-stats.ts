@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { APP_ROOT } from '../src/app-root';
 
 export interface MemoryStatus {
   /** VmHWM: the peak resident set size since the process started. */
@@ -128,4 +129,24 @@ export function sampleResidentMemory(pid: number, intervalMs = 100): ResidentMem
       return peaks;
     },
   };
+}
+
+/** The commit measured, marked when src/ has changes not committed (so a result is never credited to the wrong code). */
+export function gitCommit(): string {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: APP_ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src'], {
+        cwd: APP_ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() !== '';
+    return dirty ? `${commit}+uncommitted-src-changes` : commit;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -14,7 +14,7 @@
  * `--profile` runs service and baseline under `--cpu-prof` and prints where their CPU time went
  * (profiles in bench/results/profiles/<name>/, not committed).
  */
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ import { renderChart } from './chart';
 import type { LoadJob, LoadResult, Scenario } from './load-driver';
 import {
   describeMachine,
+  gitCommit,
   machineBusyFraction,
   machineCpuSample,
   memoryStatus,
@@ -581,25 +582,6 @@ function configurationOf(options: BenchOptions, envelopeBytes: number): BenchCon
     serviceTransport: options.tls ? 'tls' : 'http',
     readDelivery: options.readDelivery,
   };
-}
-
-function gitCommit(): string {
-  try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
-      cwd: APP_ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-    const dirty =
-      execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src'], {
-        cwd: APP_ROOT,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trim() !== '';
-    return dirty ? `${commit}+uncommitted-src-changes` : commit;
-  } catch {
-    return 'unknown';
-  }
 }
 
 if (require.main === module) {

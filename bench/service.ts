@@ -17,7 +17,7 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compactDecrypt } from 'jose';
@@ -277,6 +277,7 @@ async function main(): Promise<void> {
   for (const script of [serviceScript, baselineScript])
     if (!existsSync(script)) throw new Error(`${script} is missing: run through \`npm run bench\`, which builds first`);
 
+  const loadAverageAtStart = loadavg();
   const workDir = mkdtempSync(join(tmpdir(), 'provsec-bench-'));
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
@@ -430,6 +431,7 @@ async function main(): Promise<void> {
       createdAt: new Date().toISOString(),
       gitCommit: gitCommit(),
       machine: describeMachine(),
+      loadAverage: { atStart: loadAverageAtStart, atEnd: loadavg() },
       configuration: configurationOf(options, facts.envelopeBytes),
       scenarios: Object.fromEntries(
         options.scenarios.map((scenario) => [scenario, summarizeScenario(rounds, scenario)]),

@@ -73,6 +73,11 @@ export interface BenchResults {
   readonly createdAt: string;
   readonly gitCommit: string;
   readonly machine: MachineDescription;
+  /**
+   * os.loadavg() (1, 5 and 15 minutes) before the first server starts and after the last round:
+   * what else ran on the machine. On two cores the run itself adds about 2 by the end.
+   */
+  readonly loadAverage?: { readonly atStart: readonly number[]; readonly atEnd: readonly number[] };
   readonly configuration: BenchConfiguration;
   readonly scenarios: Partial<Record<Scenario, ScenarioSummary>>;
   readonly memory: {
@@ -146,6 +151,10 @@ const MIB = 1024 * 1024;
 export function formatSummary(results: BenchResults): string {
   const lines: string[] = [];
   const pad = (text: string, width: number) => text.padStart(width);
+  if (results.loadAverage)
+    lines.push(
+      `load average (1 min) ${results.loadAverage.atStart[0]?.toFixed(2)} at the start, ${results.loadAverage.atEnd[0]?.toFixed(2)} at the end\n`,
+    );
   lines.push(
     `${'scenario'.padEnd(22)}${pad('target', 10)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('cpu ms/req', 12)}`,
   );

@@ -23,6 +23,7 @@ import { AccessPolicy, createTokenVerifier } from '../src/auth';
 import { withVerificationCache } from '../src/auth/verification-cache';
 import { importKek, Keyring, sealSecret } from '../src/crypto';
 import { createApp } from '../src/http/app';
+import { authenticate } from '../src/http/auth-middleware';
 import { deviceGroupRoutes } from '../src/http/device-group-routes';
 import { openApiRoutes } from '../src/http/openapi';
 import { serviceErrorMapper } from '../src/http/error-mappers';
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
       registry,
       readinessChecks: [],
       isDraining: () => false,
+      authenticateApi: authenticate(auth),
       // In the order runtime.ts mounts them (the OpenAPI router is passed through on every /v1 request).
       routers: [openApiRoutes(), deviceGroupRoutes({ auth, service, metrics, secretReadLimiter })],
       errorMappers: [serviceErrorMapper],

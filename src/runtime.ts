@@ -26,6 +26,7 @@ import {
 import { withVerificationCache } from './auth/verification-cache';
 import { createKeySource, type KeySource } from './keys';
 import { auditRoutes } from './http/audit-routes';
+import { authenticate } from './http/auth-middleware';
 import { deviceGroupRoutes } from './http/device-group-routes';
 import { serviceErrorMapper } from './http/error-mappers';
 import { createSecretReadRateLimiter } from './http/rate-limit';
@@ -139,6 +140,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       registry,
       readinessChecks,
       isDraining: () => draining,
+      authenticateApi: authenticate(auth),
       routers: [
         openApiRoutes(),
         deviceGroupRoutes({ auth, service, metrics, secretReadLimiter }),

@@ -1,8 +1,9 @@
 /**
  * The express application: security headers, request ids, request logging, metrics, the JSON body
- * rules, the routers runtime.ts hands in, and one error handler. No I/O of its own.
+ * rules, authentication of every /v1 request, the routers runtime.ts hands in, and one error
+ * handler. No I/O of its own.
  */
-import express, { type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
 import { accessLogMiddleware } from './access-log';
@@ -25,6 +26,12 @@ export interface AppDependencies {
   registry: Registry;
   readinessChecks: readonly ReadinessCheck[];
   isDraining: () => boolean;
+  /**
+   * Runs on every /v1 request before any router sees it (runtime.ts: the bearer-token check). It is
+   * mounted here, once, rather than inside one of the routers, so that no /v1 route is protected
+   * only because another router that authenticates happens to be mounted before it.
+   */
+  authenticateApi: RequestHandler;
   /** Routers mounted after the health routes, e.g. the /v1 API. */
   routers?: readonly Router[];
   /** Turn the service's own typed errors into problems (crypto, store, auth...). */
@@ -52,6 +59,7 @@ export function createApp(deps: AppDependencies): express.Express {
   });
   app.use(requireJsonBody());
   app.use(express.json({ limit: JSON_BODY_LIMIT_BYTES, strict: true, type: 'application/json' }));
+  app.use('/v1', deps.authenticateApi);
   for (const router of deps.routers ?? []) app.use(router);
   app.use(notFoundHandler());
   app.use(errorHandler(deps.logger, deps.errorMappers));

@@ -15,7 +15,7 @@ function toAuditEventJson(event: AuditEvent) {
 }
 
 /**
- * GET /v1/audit-events: oldest first, paged by event id (authentication is mounted on /v1).
+ * GET /v1/audit-events: oldest first, paged by event id (createApp authenticates every /v1 request first).
  * `audit:read` is group-scoped like every permission: a `groupId` outside the caller's groups is a
  * 403, and without one the caller sees only its groups' events.
  */

@@ -9,7 +9,7 @@ import type { DeviceGroupService } from '../service/device-group-service';
 import type { ServiceMetrics } from '../metrics/service-metrics';
 import type { RecipientKey } from '../auth';
 import { JWE_MEDIA_TYPE, RECIPIENT_THUMBPRINT_HEADER, THUMBPRINT_PATTERN } from '../protocol/secret-answer';
-import { actorOf, authenticate, authorize, principalOf, type AuthDeps } from './auth-middleware';
+import { actorOf, authorize, principalOf, type AuthDeps } from './auth-middleware';
 import { problems } from './problem';
 import type { SecretReadRateLimiter } from './rate-limit';
 import { createDeviceGroupBody, groupIdSchema, listDeviceGroupsQuery, rotateSecretBody } from './schemas';
@@ -48,8 +48,6 @@ export function deviceGroupRoutes(deps: DeviceGroupRouteDeps): Router {
   // Group-scoped permissions are checked against the validated path id.
   const pathGroup = (req: Request) => groupIdSchema.safeParse(req.params.id).data;
   const bodyGroup = (req: Request) => groupIdSchema.safeParse((req.body as { id?: unknown } | undefined)?.id).data;
-
-  router.use('/v1', authenticate(auth));
 
   /**
    * The registered key to encrypt this read to, or undefined for plaintext JSON (no granting rule

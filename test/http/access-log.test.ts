@@ -31,6 +31,8 @@ describe('access log', () => {
     registry: new Registry(),
     readinessChecks: [],
     isDraining: () => false,
+    // These tests are about other layers; authentication has tests of its own (app.test.ts).
+    authenticateApi: (_req, _res, next) => next(),
     routers: [routes],
   });
 

@@ -1,7 +1,7 @@
 // Typed asymmetric matchers (@types/jest gives them as `any`).
 import { expect } from '@jest/globals';
 import request from 'supertest';
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { Registry } from 'prom-client';
 import type { Pool } from 'pg';
 import { SQL_DIR } from '../../src/app-root';
@@ -32,6 +32,8 @@ describe('HTTP basics', () => {
       registry: new Registry(),
       readinessChecks: [database],
       isDraining: () => false,
+      // These tests are about other layers; authentication has tests of its own (app.test.ts).
+      authenticateApi: (_req, _res, next) => next(),
       routers: [echo],
     });
   });
@@ -123,5 +125,57 @@ describe('HTTP basics', () => {
     const response = await request(app).get('/metrics');
     expect(response.status).toBe(200);
     expect(response.text).toMatch(/provsec_http_requests_total\{method="GET",route="\/healthz",status="200"\}/);
+  });
+});
+
+describe('authentication of the /v1 API', () => {
+  // A stand-in check: the real one (auth-middleware.ts) is tested in test/api; what is tested here
+  // is where createApp mounts it, whatever the order and contents of the routers.
+  const refuseWithoutToken: RequestHandler = (req, res, next) => {
+    if (req.header('authorization') === 'Bearer good') {
+      next();
+      return;
+    }
+    res.status(401).json({ refused: req.originalUrl });
+  };
+  const routed = (path: string) => {
+    const router = Router();
+    router.get(path, (_req, res) => {
+      res.json({ served: path });
+    });
+    return router;
+  };
+  const app = createApp({
+    logger: capturedLogger().logger,
+    registry: new Registry(),
+    readinessChecks: [],
+    isDraining: () => false,
+    authenticateApi: refuseWithoutToken,
+    routers: [routed('/v1/first'), routed('/v1/second'), routed('/open')],
+  });
+
+  test.each(['/v1/first', '/v1/second', '/v1/no-such-route'])(
+    '%s: refused without a token, whichever router serves it',
+    async (path) => {
+      const response = await request(app).get(path);
+      expect(response.status).toBe(401);
+      expect(response.body).toEqual({ refused: path });
+    },
+  );
+
+  test('with a token, each router serves its own route', async () => {
+    for (const path of ['/v1/first', '/v1/second']) {
+      const response = await request(app).get(path).set('Authorization', 'Bearer good');
+      expect(response.body).toEqual({ served: path });
+    }
+  });
+
+  test.each([
+    ['/open', 200],
+    ['/healthz', 200],
+    ['/metrics', 200],
+    ['/v1x', 404],
+  ])('%s is not under /v1 and is answered without a token (%d)', async (path, status) => {
+    expect((await request(app).get(path)).status).toBe(status);
   });
 });

@@ -146,6 +146,9 @@ export class VaultHttp {
   }
 
   private async ensureLoggedIn(): Promise<void> {
+    // Once closed, never log in again: close() has revoked the last token, and a load still running
+    // at stop (its next read comes after close) would otherwise bring back a live one nobody revokes.
+    if (this.closed) throw new KeySourceLoadError('unreachable', 'the Vault client is closed (the key source stopped)');
     if (this.client.token !== '' && this.now() < this.tokenExpiresAtMs) return;
     // An expired token needs no revocation: Vault has already let it go.
     this.client.token = '';

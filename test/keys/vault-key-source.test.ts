@@ -500,6 +500,26 @@ describe('vault key source with Kubernetes auth', () => {
     expect(h.vault.liveTokens()).toBe(0);
   });
 
+  it('a load still running at stop brings back no live token: the closed client does not log in again', async () => {
+    // Reads may take 2 s: the delayed metadata answer must arrive (not time out) after stop().
+    const h = await harness({ kubernetes: {}, pollIntervalMs: 100, timeoutMs: 2000, before: (put) => void put() });
+    expect(h.vault.liveTokens()).toBe(1);
+    // The next poll sees a new version, so its load makes two reads: metadata, then the version.
+    // stop() lands between them, while the metadata answer is delayed; it revokes the token, so the
+    // version read needs a login, which the stopped source must not make.
+    h.put();
+    h.vault.setResponseDelayMs(300);
+    const metadataReads = h.vault.requestsTo('/metadata/').length;
+    await waitFor(() => h.vault.requestsTo('/metadata/').length > metadataReads, 'the next poll');
+    await h.source.stop();
+    // The load is not awaited by stop() (it may wait on Vault for its whole timeout): give it the
+    // time to make its version read, and the login that read would need.
+    await sleep(1500);
+    expect(h.vault.requestsTo('/revoke-self')).toMatchObject([{ status: 204 }]);
+    expect(h.vault.logins).toBe(1);
+    expect(h.vault.liveTokens()).toBe(0);
+  });
+
   it('a 403 that persists (policy missing) backs off re-login exponentially up to the cap, leaving one live token', async () => {
     let nowMs = Date.now();
     const h = await harness({

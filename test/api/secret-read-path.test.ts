@@ -69,8 +69,8 @@ describe('a case-folding id column', () => {
 });
 
 test("after a secret read, Node's shared Buffer pool holds no copy of the secret", async () => {
-  // Made at run time, never a literal: a literal is in this file's compiled code, and Node 22 puts
-  // V8's code cache (with the file's string constants) in the same pool, which found it there.
+  // Made at run time, never a literal: under Node 22 this test found its own literal in the pool,
+  // among this file's other identifiers and string constants (what looks like V8's compile data).
   const secret = `ps-pool-probe-${randomUUID()}`;
   expect((await api.post('/v1/device-groups', { id: 'pool.probe', provisionSecret: secret })).status).toBe(201);
   // Start the read on a fresh pool (the creation's request body passed through the old one): a

@@ -32,7 +32,7 @@ describe('HTTP basics', () => {
       registry: new Registry(),
       readinessChecks: [database],
       isDraining: () => false,
-      // These tests are about other layers; authentication has tests of its own (app.test.ts).
+      // These tests are about other layers; where authentication is mounted is tested below.
       authenticateApi: (_req, _res, next) => next(),
       routers: [echo],
     });

@@ -3,6 +3,7 @@
  * the listener and to everything the service calls. Each rule is tested in both directions.
  */
 import { ConfigError, loadConfig, type Env } from '../src/config';
+import { thrownBy } from './support/thrown';
 
 const PEM = '/vault/secrets/serving-tls.pem';
 const PRODUCTION: Env = {
@@ -17,13 +18,8 @@ const PRODUCTION: Env = {
 };
 
 function refusal(env: Env, options?: { listens: boolean }): string {
-  try {
-    loadConfig(env, options);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-  return 'accepted';
+  const refused = thrownBy(ConfigError, () => loadConfig(env, options));
+  return refused === undefined ? 'accepted' : refused.message;
 }
 
 describe('the listener certificate (TLS_CERT_FILE, TLS_KEY_FILE, TLS_DISABLE)', () => {

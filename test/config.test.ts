@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig, type Env } from '../src/config';
+import { thrownBy } from './support/thrown';
 
 const PRODUCTION_BASE: Env = {
   NODE_ENV: 'production',
@@ -12,13 +13,9 @@ const PRODUCTION_BASE: Env = {
 };
 
 function configErrorFor(env: Env): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
+  const refused = thrownBy(ConfigError, () => loadConfig(env));
+  expect(refused).toBeInstanceOf(ConfigError);
+  return refused as ConfigError;
 }
 
 describe('loadConfig', () => {

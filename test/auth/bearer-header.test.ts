@@ -1,14 +1,10 @@
 import { MAX_BEARER_TOKEN_LENGTH, parseBearerHeader } from '../../src/auth/bearer-header';
 import { AuthenticationError } from '../../src/auth/errors';
+import { thrownBy } from '../support/thrown';
 
 const reasonOf = (value: string | undefined) => {
-  try {
-    parseBearerHeader(value);
-  } catch (error) {
-    if (error instanceof AuthenticationError) return error.reason;
-    throw error;
-  }
-  return 'accepted';
+  const refused = thrownBy(AuthenticationError, () => parseBearerHeader(value));
+  return refused === undefined ? 'accepted' : refused.reason;
 };
 
 test('"Bearer <token>" yields the token; the scheme is case-insensitive', () => {

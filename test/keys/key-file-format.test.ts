@@ -2,15 +2,12 @@ import { importKekFromHex } from '../../src/crypto/kek';
 import { KeySourceLoadError } from '../../src/keys/errors';
 import { formatSingleKeyFile, parseKeyFile } from '../../src/keys/key-file-format';
 import { keySpellings, randomKeyHex } from './support/key-test-kit';
+import { thrownBy } from '../support/thrown';
 
 function loadError(text: string): KeySourceLoadError {
-  try {
-    parseKeyFile(text);
-  } catch (error) {
-    if (error instanceof KeySourceLoadError) return error;
-    throw error;
-  }
-  throw new Error('expected the key file to be rejected');
+  const refused = thrownBy(KeySourceLoadError, () => parseKeyFile(text));
+  expect(refused).toBeInstanceOf(KeySourceLoadError);
+  return refused as KeySourceLoadError;
 }
 
 function expectMessageFreeOf(error: Error, keys: string[]): void {

@@ -1,17 +1,13 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { CertificatePairError, parseCertificatePair, pemBlocks } from '../../src/tls/certificate-pair';
 import { TestCertificateAuthority } from '../support/test-pki';
+import { thrownBy } from '../support/thrown';
 
 const ca = new TestCertificateAuthority();
 const HOUR_MS = 3_600_000;
 const reasonOf = (run: () => unknown): string => {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof CertificatePairError) return error.reason;
-    throw error;
-  }
-  return 'accepted';
+  const refused = thrownBy(CertificatePairError, run);
+  return refused === undefined ? 'accepted' : refused.reason;
 };
 
 describe('parseCertificatePair', () => {

@@ -126,9 +126,10 @@ async function main(): Promise<void> {
     const peakRssKb = process.resourceUsage().maxRSS;
     const rowsPerSecond = Math.round(result.rewrapped / seconds);
 
+    /** Milliseconds (of wall or CPU time) spread over the rows rewrapped, in µs per row. */
+    const microsPerRow = (ms: number) => (ms * 1000) / Math.max(result.rewrapped, 1);
     const busyMs = split.claimMs + split.cryptoMs + split.writeMs + split.commitMs;
-    const share = (ms: number) =>
-      `${((ms / busyMs) * 100).toFixed(0)}% (${((ms * 1000) / Math.max(result.rewrapped, 1)).toFixed(1)} µs/row)`;
+    const share = (ms: number) => `${((ms / busyMs) * 100).toFixed(0)}% (${microsPerRow(ms).toFixed(1)} µs/row)`;
     console.log(
       `rewrapped ${result.rewrapped} rows in ${seconds.toFixed(1)} s: ${rowsPerSecond} rows/s; failed ${result.failed}; remaining ${result.remaining}; ${result.timings.batches} batches`,
     );
@@ -136,9 +137,9 @@ async function main(): Promise<void> {
     console.log(
       `time split (wall time per phase, summed over ${concurrency} lanes, which overlap): claim SELECT ${share(split.claimMs)}, crypto ${share(split.cryptoMs)}, UPDATE ${share(split.writeMs)}, COMMIT ${share(split.commitMs)}`,
     );
-    const nodeCpuUsPerRow = (cpu.user + cpu.system) / Math.max(result.rewrapped, 1);
-    if (serverCpu.size > 0) {
-      const serverUsPerRow = (serverCpuUsed * 1000) / Math.max(result.rewrapped, 1);
+    const nodeCpuUsPerRow = microsPerRow((cpu.user + cpu.system) / 1000);
+    const serverUsPerRow = serverCpu.size > 0 ? microsPerRow(serverCpuUsed) : undefined;
+    if (serverUsPerRow !== undefined) {
       console.log(
         `CPU per row: Node ${nodeCpuUsPerRow.toFixed(1)} µs (main + crypto threads), Postgres ${serverUsPerRow.toFixed(1)} µs: a ceiling of ${Math.round((availableParallelism() * 1e6) / (nodeCpuUsPerRow + serverUsPerRow))} rows/s on ${availableParallelism()} idle cores`,
       );
@@ -160,7 +161,6 @@ async function main(): Promise<void> {
     if (values.name !== undefined) {
       const file = join(APP_ROOT, 'bench', 'results', `rewrap-${values.name}.json`);
       mkdirSync(join(APP_ROOT, 'bench', 'results'), { recursive: true });
-      const perRow = (ms: number) => (ms * 1000) / Math.max(result.rewrapped, 1);
       const results = {
         name: values.name,
         createdAt: new Date().toISOString(),
@@ -174,14 +174,14 @@ async function main(): Promise<void> {
         rowsPerSecond,
         peakRssBytes: peakRssKb * 1024,
         wallMicrosPerRowByPhase: {
-          claim: perRow(split.claimMs),
-          crypto: perRow(split.cryptoMs),
-          update: perRow(split.writeMs),
-          commit: perRow(split.commitMs),
+          claim: microsPerRow(split.claimMs),
+          crypto: microsPerRow(split.cryptoMs),
+          update: microsPerRow(split.writeMs),
+          commit: microsPerRow(split.commitMs),
         },
         cpuMicrosPerRow: {
           node: nodeCpuUsPerRow,
-          postgres: serverCpu.size > 0 ? (serverCpuUsed * 1000) / Math.max(result.rewrapped, 1) : null,
+          postgres: serverUsPerRow ?? null,
         },
         targets: { rowsPerSecond: TARGET_ROWS_PER_SECOND, peakRssMb: TARGET_PEAK_RSS_MB },
       };
